@@ -1,0 +1,21 @@
+"""pandas_async: enrich pandas DataFrames from HTTP APIs, concurrently, in one call.
+
+>>> import pandas_async  # registers DataFrame.aapi and Series.aapi
+>>> url = "https://api.example.com/users/{user_id}"
+>>> enriched = users.aapi.fetch(url, concurrency=20)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import _accessor  # noqa: F401  (registers the .aapi accessors)
+from ._errors import FetchError, PandasAsyncError
+from ._options import Retry
+
+try:
+    __version__ = version("pandas-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = ["FetchError", "PandasAsyncError", "Retry", "__version__"]

@@ -1,0 +1,295 @@
+"""Async fan-out: concurrency gate, rate limiter, retries, cool-down, dedupe. No pandas here.
+
+``fetch_all(specs, ...)`` sends one request per spec (identical GETs once) and returns one
+``Outcome`` per spec, in order. A failure is an outcome, never an exception: the caller decides
+what to do with failed rows. Only cancellation (and bugs) propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from ._limits import HostCooldown, SlidingWindowLimiter
+from ._options import UNSET, Rate, Retry
+from ._requests import RequestSpec
+from ._secrets import mask_url, redact, secret_values
+from ._transport import default_client, describe_exception, is_transient
+
+__all__ = ["AnswerError", "EnginePolicy", "Outcome", "fetch_all"]
+
+logger = logging.getLogger("pandas_async")
+_COOLDOWN_STATUSES = frozenset({429, 503})
+
+
+class AnswerError(Exception):
+    """An answer arrived but could not be read (invalid JSON, a record_path it lacks...)."""
+
+    def __init__(self, cause: str, detail: str = "") -> None:
+        self.cause = cause
+        super().__init__(f"{cause}: {detail}" if detail else cause)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request: its parsed answer, or why there is none."""
+
+    value: Any = None
+    status: int | None = None
+    error: str | None = None  # short text, None on success
+    cause: str | None = None  # what failures are counted by: "HTTP 404 Not Found", "ReadTimeout"
+    elapsed: float = 0.0
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnginePolicy:
+    concurrency: int
+    rate: Rate | None
+    timeout: httpx.Timeout | None  # None: the client's own
+    retry: Retry
+    dedupe: bool
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, response: httpx.Response, retry_after: float | None) -> None:
+        self.response = response
+        self.retry_after = retry_after
+        super().__init__(_http_cause(response))
+
+
+class _Attempts:
+    """Per-row bookkeeping across attempts."""
+
+    __slots__ = ("count", "started")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.started: float | None = None
+
+
+def _http_cause(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+class Engine:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        policy: EnginePolicy,
+        parse: Callable[[httpx.Response], Any],
+        *,
+        on_done: Callable[[int, Outcome], None] | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.policy = policy
+        self.parse = parse
+        self.on_done = on_done
+        self.sleep = sleep
+        self.gate = asyncio.Semaphore(policy.concurrency)
+        self.limiter = (
+            SlidingWindowLimiter(policy.rate.limit, policy.rate.period) if policy.rate else None
+        )
+        self.cooldown = HostCooldown()
+        retry = policy.retry
+        self._backoff = wait_random_exponential(multiplier=retry.backoff, max=retry.max_wait)
+        self._timeout: Any = (
+            policy.timeout if policy.timeout is not None else httpx.USE_CLIENT_DEFAULT
+        )
+
+    async def run(self, specs: Sequence[RequestSpec]) -> list[Outcome]:
+        jobs: list[tuple[RequestSpec, list[int]]] = []
+        seen: dict[Hashable, list[int]] = {}
+        for i, spec in enumerate(specs):
+            key = spec.dedupe_key() if self.policy.dedupe else None
+            if key is None:
+                jobs.append((spec, [i]))
+            elif key in seen:
+                seen[key].append(i)
+            else:
+                seen[key] = rows = [i]
+                jobs.append((spec, rows))
+
+        outcomes: list[Outcome | None] = [None] * len(specs)
+
+        async def run_job(spec: RequestSpec, rows: list[int]) -> None:
+            outcome = await self.fetch(spec)
+            for i in rows:
+                outcomes[i] = outcome
+            if self.on_done is not None:
+                self.on_done(len(rows), outcome)
+
+        async with asyncio.TaskGroup() as group:
+            for spec, rows in jobs:
+                group.create_task(run_job(spec, rows))
+        return outcomes  # type: ignore[return-value]
+
+    async def fetch(self, spec: RequestSpec) -> Outcome:
+        """Send one request under every policy; read its answer. Never raises but on cancel."""
+        state = _Attempts()
+        retry = self.policy.retry
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(retry.attempts + 1),
+                wait=self._wait,
+                retry=retry_if_exception(self._retryable),
+                sleep=self.sleep,
+                before_sleep=lambda rs: self._log_retry(spec, rs),
+                reraise=True,
+            ):
+                with attempt:
+                    response = await self._send(spec, state)
+        except asyncio.CancelledError:
+            raise
+        except _RetryableStatus as exc:
+            return self._failed(spec, state, _http_cause(exc.response), exc.response.status_code)
+        except Exception as exc:
+            return self._failed(spec, state, describe_exception(exc), None, exc)
+
+        elapsed = time.monotonic() - (state.started or time.monotonic())
+        status = response.status_code
+        if response.is_error:
+            return Outcome(
+                None, status, _http_cause(response), _http_cause(response), elapsed, state.count
+            )
+        try:
+            value = self.parse(response)
+        except AnswerError as exc:
+            text = redact(str(exc), secret_values(spec.headers, spec.params, spec.url))
+            return Outcome(None, status, text, exc.cause, elapsed, state.count)
+        except Exception as exc:
+            return self._failed(spec, state, "parse error", status, exc)
+        return Outcome(value, status, None, None, elapsed, state.count)
+
+    async def _send(self, spec: RequestSpec, state: _Attempts) -> httpx.Response:
+        cooldown = self.cooldown
+        host = spec.host
+        while True:
+            await cooldown.wait(host)
+            async with self.gate:
+                if cooldown.remaining(host) > 0:
+                    continue  # a cool-down began while this one queued: give the slot back
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                state.count += 1
+                if state.started is None:
+                    state.started = time.monotonic()
+                request = self.client.build_request(
+                    spec.method,
+                    spec.url,
+                    params=spec.params,
+                    headers=spec.headers,
+                    json=None if spec.json is UNSET else spec.json,
+                    data=spec.data,
+                    timeout=self._timeout,
+                )
+                response = await self.client.send(request)
+            break
+        status = response.status_code
+        if status in self.policy.retry.statuses:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None and status in _COOLDOWN_STATUSES:
+                cooldown.pause(host, min(retry_after, self.policy.retry.max_wait))
+            raise _RetryableStatus(response, retry_after)
+        return response
+
+    def _retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, _RetryableStatus) or is_transient(exc)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
+            return min(exc.retry_after, self.policy.retry.max_wait)
+        return float(self._backoff(state))
+
+    def _log_retry(self, spec: RequestSpec, state: RetryCallState) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        exc = state.outcome.exception() if state.outcome else None
+        cause = (
+            str(exc)
+            if isinstance(exc, _RetryableStatus)
+            else describe_exception(exc or Exception())
+        )
+        logger.debug(
+            "retrying %s %s after %s (attempt %d), waiting %.2fs",
+            spec.method,
+            mask_url(spec.url),
+            cause,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+
+    def _failed(
+        self,
+        spec: RequestSpec,
+        state: _Attempts,
+        cause: str,
+        status: int | None,
+        exc: BaseException | None = None,
+    ) -> Outcome:
+        elapsed = time.monotonic() - state.started if state.started is not None else 0.0
+        text = cause
+        if exc is not None:
+            detail = str(exc).strip()
+            if detail and detail != cause:
+                text = f"{cause}: {detail[:200]}"
+            text = redact(text, secret_values(spec.headers, spec.params, spec.url))
+        logger.debug("%s %s failed: %s", spec.method, mask_url(spec.url), text)
+        return Outcome(None, status, text, cause, elapsed, state.count)
+
+
+async def fetch_all(
+    specs: Sequence[RequestSpec],
+    *,
+    client: httpx.AsyncClient | None,
+    policy: EnginePolicy,
+    parse: Callable[[httpx.Response], Any],
+    on_done: Callable[[int, Outcome], None] | None = None,
+) -> list[Outcome]:
+    """One ``Outcome`` per spec, in order. Uses ``client`` as given, or a default one it closes."""
+    if not specs:
+        return []
+    if client is not None:
+        return await Engine(client, policy, parse, on_done=on_done).run(specs)
+    async with default_client(concurrency=policy.concurrency, timeout=policy.timeout) as own:
+        return await Engine(own, policy, parse, on_done=on_done).run(specs)

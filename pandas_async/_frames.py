@@ -1,0 +1,238 @@
+"""Answers -> DataFrame: parse, normalize, join as columns or rows. Pure: no I/O.
+
+``assemble`` lines results up with the input: same index labels, same order; in rows mode an input
+row's label repeats once per record (like ``DataFrame.explode``), and a row with no record (an empty
+list, or a failure) keeps one row with empty response columns, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+
+from ._engine import AnswerError, Outcome
+
+__all__ = ["OUTCOME_COLUMNS", "SCALAR_COLUMN", "SUFFIX", "Assembled", "assemble", "make_parser"]
+
+SCALAR_COLUMN = "response"
+SUFFIX = "_response"
+OUTCOME_COLUMNS = ("_status", "_error", "_elapsed", "_attempts")
+_ROW_KEY = "\x00pandas_async_row"
+
+
+def _parse_json(response: httpx.Response) -> Any:
+    content = response.content
+    if not content.strip():
+        return None  # 204 No Content, HEAD: nothing to add
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise AnswerError("invalid JSON", str(exc)) from None
+
+
+def _parse_text(response: httpx.Response) -> Any:
+    return response.text
+
+
+def _parse_bytes(response: httpx.Response) -> Any:
+    return response.content
+
+
+def _parse_csv(response: httpx.Response) -> Any:
+    try:
+        return pd.read_csv(io.BytesIO(response.content))
+    except pd.errors.EmptyDataError:
+        return []
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise AnswerError("invalid CSV", str(exc).strip()) from None
+
+
+_PARSERS: dict[str, Callable[[httpx.Response], Any]] = {
+    "json": _parse_json,
+    "text": _parse_text,
+    "bytes": _parse_bytes,
+    "csv": _parse_csv,
+}
+
+
+def make_parser(parse: str | Callable[[httpx.Response], Any]) -> Callable[[httpx.Response], Any]:
+    return parse if callable(parse) else _PARSERS[parse]
+
+
+@dataclass(frozen=True)
+class Assembled:
+    frame: pd.DataFrame  # with outcome columns
+    failures: Counter[str]  # cause -> failed input rows
+
+
+def _records_of(value: Any) -> list[Any]:
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict("records")
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def _as_record(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {SCALAR_COLUMN: value}
+
+
+def assemble(
+    frame: pd.DataFrame,
+    outcomes: Sequence[Outcome],
+    *,
+    how: str = "auto",
+    record_path: str | list[str] | None = None,
+    meta: Any = None,
+    max_level: int | None = None,
+    sep: str = ".",
+    prefix: str | None = None,
+) -> Assembled:
+    """Join ``outcomes`` (one per row of ``frame``) back onto ``frame``."""
+    n = len(frame)
+    outcomes = list(outcomes)
+    if how == "auto":
+        rows_mode = record_path is not None or any(
+            o.ok and isinstance(o.value, list | pd.DataFrame) for o in outcomes
+        )
+    else:
+        rows_mode = how == "rows"
+
+    owners: list[int] = []  # input position of each record
+    if not rows_mode:
+        records = []
+        for i, o in enumerate(outcomes):
+            if o.ok and o.value is not None:
+                records.append(_as_record(o.value))
+                owners.append(i)
+        normalized = _normalize(records, sep=sep, max_level=max_level)
+    elif record_path is None:
+        records = []
+        for i, o in enumerate(outcomes):
+            if o.ok:
+                items = _records_of(o.value)
+                records.extend(_as_record(r) for r in items)
+                owners.extend([i] * len(items))
+        normalized = _normalize(records, sep=sep, max_level=max_level)
+    else:
+        normalized, owners = _normalize_paths(
+            outcomes, record_path=record_path, meta=meta, sep=sep, max_level=max_level
+        )
+
+    counts = np.bincount(np.asarray(owners, dtype=np.intp), minlength=n) if n else np.zeros(0, int)
+    reps = np.maximum(counts, 1)
+    take = np.repeat(np.arange(n), reps)
+    total = len(take)
+    # Output position of each record: the first slot of its input row plus its rank within the row.
+    owner_arr = np.asarray(owners, dtype=np.intp)
+    starts = np.cumsum(reps) - reps
+    if len(owner_arr):
+        first_of_owner = np.cumsum(counts) - counts
+        rank = np.arange(len(owner_arr)) - first_of_owner[owner_arr]
+        positions = starts[owner_arr] + rank
+    else:
+        positions = owner_arr
+
+    base = frame.take(take)
+    index = base.index
+    base = base.reset_index(drop=True)
+    if len(positions) == total and (total == 0 or np.array_equal(positions, np.arange(total))):
+        new = normalized.reset_index(drop=True)
+    else:
+        normalized.index = pd.RangeIndex(len(normalized)) if not len(positions) else positions
+        new = normalized.reindex(pd.RangeIndex(total))
+
+    reserved = {str(c) for c in frame.columns} | set(OUTCOME_COLUMNS)
+    new.columns = _new_names([str(c) for c in new.columns], reserved, prefix)
+
+    status = pd.array([o.status for o in outcomes], dtype="Int64").take(take)
+    error = pd.array([o.error for o in outcomes], dtype="string").take(take)
+    elapsed = np.fromiter((o.elapsed for o in outcomes), dtype=np.float64, count=n)[take]
+    attempts = np.fromiter((o.attempts for o in outcomes), dtype=np.int64, count=n)[take]
+    outcome_cols = pd.DataFrame(
+        {"_status": status, "_error": error, "_elapsed": elapsed, "_attempts": attempts}
+    )
+    result = pd.concat([base, new, outcome_cols], axis=1)
+    result.index = index
+    failures = Counter(o.cause or "error" for o in outcomes if not o.ok)
+    return Assembled(result, failures)
+
+
+def _normalize(records: list[dict[str, Any]], *, sep: str, max_level: int | None) -> pd.DataFrame:
+    if not records:
+        return pd.DataFrame(index=pd.RangeIndex(0))
+    return pd.json_normalize(records, sep=sep, max_level=max_level)
+
+
+def _normalize_paths(
+    outcomes: list[Outcome],
+    *,
+    record_path: str | list[str],
+    meta: Any,
+    sep: str,
+    max_level: int | None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """``json_normalize(record_path=, meta=)`` over every answer at once, remembering each owner."""
+    docs: list[dict[str, Any]] = []
+    doc_owner: list[int] = []
+    for i, o in enumerate(outcomes):
+        if not o.ok or o.value is None:
+            continue
+        items = _records_of(o.value)
+        for item in items:
+            if isinstance(item, dict):
+                docs.append({**item, _ROW_KEY: i})
+                doc_owner.append(i)
+    meta_list: list[Any] = [] if meta is None else ([meta] if isinstance(meta, str) else list(meta))
+
+    def normalize(batch: list[dict[str, Any]]) -> pd.DataFrame:
+        return pd.json_normalize(
+            batch,
+            record_path=record_path,
+            meta=[*meta_list, _ROW_KEY],
+            sep=sep,
+            max_level=max_level,
+        )
+
+    try:
+        table = normalize(docs) if docs else pd.DataFrame({_ROW_KEY: []})
+    except (KeyError, TypeError, AttributeError):
+        # Some answers lack the record_path: find them, fail just those rows.
+        good: list[dict[str, Any]] = []
+        for doc, i in zip(docs, doc_owner, strict=True):
+            try:
+                normalize([doc])
+            except (KeyError, TypeError, AttributeError) as exc:
+                o = outcomes[i]
+                detail = f"record_path {record_path!r} not found in the answer ({exc!s})"
+                outcomes[i] = Outcome(
+                    None, o.status, f"unexpected answer: {detail}", "unexpected answer",
+                    o.elapsed, o.attempts,
+                )  # fmt: skip
+            else:
+                good.append(doc)
+        good = [d for d in good if outcomes[d[_ROW_KEY]].ok]
+        table = normalize(good) if good else pd.DataFrame({_ROW_KEY: []})
+    owners = table.pop(_ROW_KEY).astype(np.intp).tolist()
+    return table, owners
+
+
+def _new_names(names: list[str], reserved: set[str], prefix: str | None) -> list[str]:
+    """Prefix every new column; give a colliding one the ``_response`` suffix."""
+    out = []
+    taken = set(reserved)
+    for name in names:
+        candidate = f"{prefix}{name}" if prefix else name
+        while candidate in taken:
+            candidate += SUFFIX
+        taken.add(candidate)
+        out.append(candidate)
+    return out

@@ -1,0 +1,309 @@
+"""Option value objects and their validation: ``Retry``, rate parsing, defaults in one place.
+
+Everything here is pure: options are checked and normalised before any request is sent, so a
+typo or an impossible value surfaces as a clear ``ValueError``/``TypeError`` at the call site.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_RETRY_STATUSES",
+    "DEFAULT_TIMEOUT",
+    "FetchKwargs",
+    "FetchOptions",
+    "Rate",
+    "Retry",
+]
+
+DEFAULT_CONCURRENCY = 10
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
+PARSE_NAMES = ("json", "text", "bytes", "csv")
+HOW_NAMES = ("auto", "columns", "rows")
+ERRORS_NAMES = ("raise", "collect")
+
+
+class _Unset:
+    """Tells "not given" from ``None`` (httpx's ``USE_CLIENT_DEFAULT`` idea)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True, kw_only=True, eq=True)
+class Retry:
+    """When and how to retry a request.
+
+    ``attempts`` is the number of retries after the first try: ``retries=3`` is
+    ``Retry(attempts=3)``.
+    Waits grow exponentially with full jitter: before retry *n* (1-based) the wait is drawn
+    uniformly from ``[0, min(max_wait, backoff * 2 ** (n - 1))]``. A ``Retry-After`` header
+    (seconds or an HTTP date) replaces the drawn wait, capped at ``max_wait``.
+    Connection errors and timeouts are always retried; ``statuses`` lists the HTTP statuses
+    that are.
+    """
+
+    attempts: int = 3
+    backoff: float = 0.5
+    max_wait: float = 30.0
+    statuses: frozenset[int] = field(default=DEFAULT_RETRY_STATUSES)
+
+    def __post_init__(self) -> None:
+        _check_int("Retry(attempts=)", self.attempts, minimum=0)
+        _check_number("Retry(backoff=)", self.backoff, minimum=0.0)
+        _check_number("Retry(max_wait=)", self.max_wait, minimum=0.0)
+        statuses = self.statuses
+        if isinstance(statuses, int | str) or not isinstance(statuses, Iterable):
+            raise TypeError(
+                f"Retry(statuses=) expects a collection of HTTP status codes, got {statuses!r}"
+            )
+        codes = frozenset(statuses)
+        bad = [
+            s for s in codes if not isinstance(s, int) or isinstance(s, bool) or not 100 <= s <= 599
+        ]
+        if bad:
+            raise ValueError(f"Retry(statuses=) holds values that are not HTTP statuses: {bad!r}")
+        object.__setattr__(self, "statuses", codes)
+
+    def __repr__(self) -> str:
+        return (
+            f"Retry(attempts={self.attempts}, backoff={self.backoff}, max_wait={self.max_wait}, "
+            f"statuses={tuple(sorted(self.statuses))})"
+        )
+
+
+_RATE_UNITS = {
+    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}  # fmt: skip
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([a-z]+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most ``limit`` requests start in any window of ``period`` seconds."""
+
+    limit: int
+    period: float
+
+    @classmethod
+    def parse(cls, value: str | float | Rate) -> Rate:
+        """``"120/min"``, ``"10/s"``, ``"5000/h"``, ``"3/2s"`` or a number per second."""
+        if isinstance(value, Rate):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise TypeError(
+                f"rate= expects a string like '120/min' or a number per second, got {value!r}"
+            )
+        if isinstance(value, str):
+            match = _RATE_RE.match(value)
+            unit = _RATE_UNITS.get(match.group(3).lower()) if match else None
+            if match is None or unit is None:
+                raise ValueError(
+                    f"rate={value!r} is not a rate; expected 'N/s', 'N/min' or 'N/h' "
+                    "(for example '120/min') or a number of requests per second"
+                )
+            multiple = float(match.group(2)) if match.group(2) else 1.0
+            limit, period = int(match.group(1)), multiple * unit
+        else:
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"rate= must be a positive number per second, got {value!r}")
+            # 2.5/s is 5 per 2 s: keep the limit a whole number of requests.
+            fraction = Fraction(value).limit_denominator(1000)
+            limit, period = fraction.numerator, float(fraction.denominator)
+        if limit < 1 or period <= 0:
+            raise ValueError(f"rate={value!r} must allow at least one request per period")
+        return cls(limit, period)
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.period:g}s"
+
+
+class FetchKwargs(TypedDict, total=False):
+    """The keyword options of ``fetch``/``afetch`` (see the README for each)."""
+
+    method: str
+    params: Mapping[str, Any] | Sequence[str] | Callable[[Any], Any] | None
+    headers: Mapping[str, str] | Callable[[Any], Any] | None
+    json: Any
+    data: Any
+    client: httpx.AsyncClient | None
+    concurrency: int
+    rate: str | float | None
+    timeout: float | httpx.Timeout | None
+    retries: int | Retry
+    dedupe: bool
+    parse: Literal["json", "text", "bytes", "csv"] | Callable[[httpx.Response], Any]
+    how: Literal["auto", "columns", "rows"]
+    record_path: str | list[str] | None
+    meta: str | list[str | list[str]] | None
+    max_level: int | None
+    sep: str
+    prefix: str | None
+    errors: Literal["raise", "collect"]
+    progress: bool | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchOptions:
+    """Validated options of one ``fetch`` call (the request-shaping ones live in ``_requests``)."""
+
+    method: str = "GET"
+    params: Any = None
+    headers: Any = None
+    json: Any = UNSET
+    data: Any = None
+    client: httpx.AsyncClient | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: Rate | None = None
+    timeout: httpx.Timeout | None = None  # None: the client's own timeout
+    retry: Retry = field(default_factory=Retry)
+    dedupe: bool = True
+    parse: str | Callable[[httpx.Response], Any] = "json"
+    how: str = "auto"
+    record_path: str | list[str] | None = None
+    meta: str | list[str | list[str]] | None = None
+    max_level: int | None = None
+    sep: str = "."
+    prefix: str | None = None
+    errors: str = "raise"
+    progress: bool | None = None
+
+    @classmethod
+    def build(cls, caller: str, options: Mapping[str, Any]) -> FetchOptions:
+        """Check every option; raise ``TypeError``/``ValueError`` naming the one at fault."""
+        unknown = [name for name in options if name not in FetchKwargs.__annotations__]
+        if unknown:
+            name = unknown[0]
+            close = difflib.get_close_matches(name, FetchKwargs.__annotations__, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{caller}() got an unexpected option {name!r}{hint}")
+        o = dict(options)
+
+        method = o.pop("method", "GET")
+        if not isinstance(method, str) or not method.strip().isalpha():
+            raise ValueError(f"method= expects an HTTP method such as 'GET', got {method!r}")
+        client = o.pop("client", None)
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            raise TypeError(
+                f"client= expects an httpx.AsyncClient, got {type(client).__name__}"
+                + (
+                    " (use httpx.AsyncClient, not httpx.Client)"
+                    if isinstance(client, httpx.Client)
+                    else ""
+                )
+            )
+        concurrency = o.pop("concurrency", DEFAULT_CONCURRENCY)
+        _check_int("concurrency=", concurrency, minimum=1)
+        rate = o.pop("rate", None)
+        timeout = _timeout(o.pop("timeout", UNSET), client)
+        retries = o.pop("retries", 3)
+        if isinstance(retries, Retry):
+            retry = retries
+        else:
+            _check_int("retries=", retries, minimum=0, extra=" or a pandas_async.Retry")
+            retry = Retry(attempts=retries)
+        parse = o.pop("parse", "json")
+        if not callable(parse) and parse not in PARSE_NAMES:
+            raise ValueError(f"parse= expects one of {PARSE_NAMES} or a callable, got {parse!r}")
+        how = _choice("how=", o.pop("how", "auto"), HOW_NAMES)
+        errors = _choice("errors=", o.pop("errors", "raise"), ERRORS_NAMES)
+        max_level = o.pop("max_level", None)
+        if max_level is not None:
+            _check_int("max_level=", max_level, minimum=0)
+        sep = o.pop("sep", ".")
+        if not isinstance(sep, str):
+            raise TypeError(f"sep= expects a string, got {sep!r}")
+        prefix = o.pop("prefix", None)
+        if prefix is not None and not isinstance(prefix, str):
+            raise TypeError(f"prefix= expects a string, got {prefix!r}")
+        record_path = o.pop("record_path", None)
+        if record_path is not None and not (
+            isinstance(record_path, str)
+            or (isinstance(record_path, list) and all(isinstance(p, str) for p in record_path))
+        ):
+            raise TypeError(f"record_path= expects a key or a list of keys, got {record_path!r}")
+        progress = o.pop("progress", None)
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress= expects True, False or None, got {progress!r}")
+        dedupe = o.pop("dedupe", True)
+        if not isinstance(dedupe, bool):
+            raise TypeError(f"dedupe= expects True or False, got {dedupe!r}")
+        return cls(
+            method=method.upper(),
+            client=client,
+            concurrency=concurrency,
+            rate=None if rate is None else Rate.parse(rate),
+            timeout=timeout,
+            retry=retry,
+            parse=parse,
+            how=how,
+            errors=errors,
+            max_level=max_level,
+            sep=sep,
+            prefix=prefix,
+            record_path=record_path,
+            progress=progress,
+            dedupe=dedupe,
+            **o,  # params, headers, json, data, meta: checked against the frame in _requests
+        )
+
+
+def _timeout(value: Any, client: httpx.AsyncClient | None) -> httpx.Timeout | None:
+    if value is UNSET:
+        return None if client is not None else httpx.Timeout(DEFAULT_TIMEOUT)
+    if value is None:
+        return httpx.Timeout(None)
+    if isinstance(value, httpx.Timeout):
+        return value
+    _check_number("timeout=", value, minimum=0.0, strict=True, extra=" or an httpx.Timeout")
+    return httpx.Timeout(float(value))
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} expects one of {', '.join(map(repr, choices))}, got {value!r}")
+    return str(value)
+
+
+def _check_int(name: str, value: Any, *, minimum: int, extra: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} expects a whole number{extra}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+
+
+def _check_number(
+    name: str, value: Any, *, minimum: float, strict: bool = False, extra: str = ""
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} expects a number of seconds{extra}, got {value!r}")
+    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        bound = "greater than" if strict else "at least"
+        raise ValueError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")

@@ -1,0 +1,278 @@
+"""Rows -> request specs: templates, percent-encoding, dedupe keys. Pure: no I/O.
+
+Every column a template, list or option names is checked against the frame before anything is
+built, so a typo raises ``KeyError`` naming the column before a single request is sent.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pandas as pd
+
+from ._options import UNSET, FetchOptions
+
+__all__ = ["RequestSpec", "Template", "build_requests"]
+
+_FORMATTER = string.Formatter()
+
+
+@dataclass(slots=True, eq=False)
+class RequestSpec:
+    """One HTTP request, as built from one row (or a page of it)."""
+
+    method: str
+    url: str
+    params: Any = None
+    headers: Mapping[str, str] | None = None
+    json: Any = UNSET
+    data: Any = None
+
+    def dedupe_key(self) -> Hashable | None:
+        """Identical GET/HEAD requests share one answer; other methods are never merged."""
+        if self.method not in ("GET", "HEAD"):
+            return None
+        return (self.method, self.url, _freeze(self.params), _freeze(self.headers))
+
+    @property
+    def host(self) -> str:
+        try:
+            return urlsplit(self.url).netloc
+        except ValueError:
+            return ""
+
+
+def _freeze(value: Any) -> Hashable:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return repr(value)
+
+
+class Template:
+    """A ``str.format``-style template whose fields name columns: ``"/users/{user_id}"``.
+
+    ``encode=True`` (URLs) percent-encodes each value as one path segment, so ``../`` or ``?``
+    in the data cannot change the target.
+    """
+
+    __slots__ = ("fields", "parts", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.parts: list[tuple[str, str | None, str, str | None]] = []
+        for literal, field, spec, conversion in _FORMATTER.parse(source):
+            self.parts.append((literal, field, spec or "", conversion))
+        self.fields = [f for _, f, _, _ in self.parts if f is not None]
+        for f in self.fields:
+            if f == "" or f.isdigit():
+                raise ValueError(
+                    f"template {source!r} has a positional field {{{f}}}; name a column instead, "
+                    "like '{user_id}'"
+                )
+
+    @property
+    def is_single_field(self) -> bool:
+        """``"{col}"`` alone: the value is used as is (keeps ints as ints in a JSON body)."""
+        return len(self.parts) == 1 and self.parts[0][0] == "" and self.parts[0][1] is not None
+
+    def render(self, row: Mapping[str, Any], *, encode: bool = False) -> str:
+        out: list[str] = []
+        for literal, field, spec, conversion in self.parts:
+            out.append(literal)
+            if field is None:
+                continue
+            value = row[field]
+            if conversion == "r":
+                value = repr(value)
+            elif conversion == "a":
+                value = ascii(value)
+            text = format(value, spec) if spec else str(value)
+            out.append(quote(text, safe="") if encode else text)
+        return "".join(out)
+
+
+def _is_template(text: str) -> bool:
+    return "{" in text
+
+
+@lru_cache(maxsize=256)
+def _template(source: str) -> Template:
+    return Template(source)
+
+
+def _fields_of(value: Any) -> Iterator[str]:
+    """Column names referenced by templated strings inside a dict/list option."""
+    if isinstance(value, str):
+        if _is_template(value):
+            yield from _template(value).fields
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _fields_of(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _fields_of(v)
+
+
+def _fill(value: Any, row: Mapping[str, Any]) -> Any:
+    """Fill every templated string in a dict/list/str with the row's values."""
+    if isinstance(value, str):
+        if not _is_template(value):
+            return value
+        template = _template(value)
+        if template.is_single_field:
+            return row[template.fields[0]]
+        return template.render(row)
+    if isinstance(value, Mapping):
+        return {k: _fill(v, row) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fill(v, row) for v in value]
+    return value
+
+
+class _CompiledOption:
+    """One of url/params/headers/json/data, ready to produce a value per row."""
+
+    __slots__ = ("constant", "fn", "name")
+
+    def __init__(self, name: str, constant: Any = None, fn: Callable[..., Any] | None = None):
+        self.name = name
+        self.constant = constant
+        self.fn = fn
+
+
+def build_requests(
+    frame: pd.DataFrame, url: Any, options: FetchOptions, *, url_is_column: bool | None = None
+) -> list[RequestSpec]:
+    """One ``RequestSpec`` per row of ``frame``, in order. Raises before building on bad input."""
+    columns = {str(c): c for c in frame.columns}
+
+    def need(col: str, where: str) -> None:
+        if col not in columns:
+            shown = ", ".join(map(repr, list(columns)[:20]))
+            raise KeyError(
+                f"{where} names column {col!r}, which the frame does not have (columns: {shown})"
+            )
+        if not frame.columns.is_unique and isinstance(frame[columns[col]], pd.DataFrame):
+            raise ValueError(f"{where} names column {col!r}, which appears more than once")
+
+    # -- url ---------------------------------------------------------------------------------
+    url_template: Template | None = None
+    url_column: str | None = None
+    url_fn: Callable[[pd.Series], Any] | None = None
+    if callable(url):
+        url_fn = url
+    elif isinstance(url, str):
+        if url_is_column or (url_is_column is None and url in columns):
+            url_column = url
+        elif _is_template(url) or "://" in url or url.startswith("/"):
+            url_template = Template(url)
+            for f in url_template.fields:
+                need(f, f"url template {url!r}")
+        else:
+            raise KeyError(
+                f"url={url!r} is neither a column of the frame nor a URL or template "
+                "(expected a column name, 'https://host/path/{column}' or a callable)"
+            )
+    else:
+        raise TypeError(
+            f"url= expects a column name, a URL template or a callable row -> str, got {url!r}"
+        )
+
+    # -- params / headers / json / data -------------------------------------------------------
+    compiled: dict[str, _CompiledOption] = {}
+    params = options.params
+    if isinstance(params, list | tuple) and all(isinstance(p, str) for p in params):
+        for p in params:
+            need(p, "params list")
+        params = {p: "{" + p + "}" for p in params}
+    for name, value in (
+        ("params", params),
+        ("headers", options.headers),
+        ("json", options.json),
+        ("data", options.data),
+    ):
+        if value is None or value is UNSET:
+            continue
+        if callable(value):
+            compiled[name] = _CompiledOption(name, fn=value)
+            continue
+        if name in ("params", "headers") and not isinstance(value, Mapping):
+            raise TypeError(
+                f"{name}= expects a dict (values may hold '{{column}}' fields), a callable row -> "
+                f"dict{' or a list of column names' if name == 'params' else ''}, got {value!r}"
+            )
+        for f in _fields_of(value):
+            need(f, f"{name}= template")
+        compiled[name] = _CompiledOption(name, constant=value)
+
+    # -- missing values in URL fields would build a wrong URL: refuse up front ------------------
+    used: set[str] = set()
+    if url_template is not None:
+        used.update(url_template.fields)
+    if url_column is not None:
+        used.add(url_column)
+    for col in sorted(used):
+        missing = frame[columns[col]].isna()
+        if missing.any():
+            labels = list(frame.index[missing.to_numpy()][:5])
+            raise ValueError(
+                f"column {col!r} has {int(missing.sum())} missing value(s) used in the URL "
+                f"(rows {labels}{'...' if missing.sum() > 5 else ''}); drop or fill them first"
+            )
+
+    # -- build -------------------------------------------------------------------------------
+    n = len(frame)
+    needs_series = url_fn is not None or any(c.fn is not None for c in compiled.values())
+    templated = {f for opt in compiled.values() if opt.fn is None for f in _fields_of(opt.constant)}
+    if url_template is not None:
+        templated.update(url_template.fields)
+    values = {f: frame[columns[f]].tolist() for f in templated}
+    url_values = frame[columns[url_column]].tolist() if url_column is not None else None
+    series_rows = _iter_series(frame) if needs_series else None
+    method = options.method
+    static = {
+        name: opt
+        for name, opt in compiled.items()
+        if opt.fn is None and not list(_fields_of(opt.constant))
+    }
+
+    specs: list[RequestSpec] = []
+    for i in range(n):
+        row = {f: col[i] for f, col in values.items()}
+        series = next(series_rows) if series_rows is not None else None
+        if url_fn is not None:
+            target = url_fn(series)
+            if not isinstance(target, str):
+                raise TypeError(f"url= callable returned {type(target).__name__}, expected str")
+        elif url_column is not None:
+            target = str(url_values[i])  # type: ignore[index]
+        else:
+            target = url_template.render(row, encode=True)  # type: ignore[union-attr]
+        kwargs: dict[str, Any] = {}
+        for name, opt in compiled.items():
+            if opt.fn is not None:
+                kwargs[name] = opt.fn(series)
+            elif name in static:
+                kwargs[name] = opt.constant
+            else:
+                kwargs[name] = _fill(opt.constant, row)
+        headers = kwargs.get("headers")
+        if headers is not None:
+            kwargs["headers"] = {str(k): str(v) for k, v in headers.items()}
+        specs.append(RequestSpec(method, target, **kwargs))
+    return specs
+
+
+def _iter_series(frame: pd.DataFrame) -> Iterator[pd.Series]:
+    """Rows as Series (``row.name`` is the label), as ``DataFrame.apply(axis=1)`` gives them."""
+    for label, row in frame.iterrows():
+        yield row.rename(label) if row.name != label else row
