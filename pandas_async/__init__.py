@@ -7,15 +7,18 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from . import _accessor  # noqa: F401  (registers the .aapi accessors)
 from ._errors import FetchError, PandasAsyncError
 from ._options import Retry
+from ._secrets import install_log_redaction as _install_log_redaction
 
 try:
-    __version__ = version("pandas-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _metadata.version("pandas-async")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
+
+_install_log_redaction()
 
 __all__ = ["FetchError", "PandasAsyncError", "Retry", "__version__"]

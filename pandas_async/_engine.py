@@ -208,21 +208,24 @@ class Engine:
             async with self.gate:
                 if cooldown.remaining(host) > 0:
                     continue  # a cool-down began while this one queued: give the slot back
-                if self.limiter is not None:
-                    await self.limiter.acquire()
+                slot = await self.limiter.acquire() if self.limiter is not None else None
                 state.count += 1
                 if state.started is None:
                     state.started = time.monotonic()
-                request = self.client.build_request(
-                    spec.method,
-                    spec.url,
-                    params=spec.params,
-                    headers=spec.headers,
-                    json=None if spec.json is UNSET else spec.json,
-                    data=spec.data,
-                    timeout=self._timeout,
-                )
-                response = await self.client.send(request)
+                try:
+                    request = self.client.build_request(
+                        spec.method,
+                        spec.url,
+                        params=spec.params,
+                        headers=spec.headers,
+                        json=None if spec.json is UNSET else spec.json,
+                        data=spec.data,
+                        timeout=self._timeout,
+                    )
+                    response = await self.client.send(request)
+                finally:
+                    if slot is not None:
+                        self.limiter.release(slot)  # type: ignore[union-attr]
             break
         status = response.status_code
         if status in self.policy.retry.statuses:
@@ -269,12 +272,10 @@ class Engine:
     ) -> Outcome:
         elapsed = time.monotonic() - state.started if state.started is not None else 0.0
         text = cause
-        if exc is not None:
-            detail = str(exc).strip()
-            if detail and detail != cause:
-                text = f"{cause}: {detail[:200]}"
-            text = redact(text, secret_values(spec.headers, spec.params, spec.url))
-        logger.debug("%s %s failed: %s", spec.method, mask_url(spec.url), text)
+        detail = redact(str(exc or "").strip(), secret_values(spec.headers, spec.params, spec.url))
+        if detail and not isinstance(exc, httpx.TransportError):  # ReadTimeout says it all
+            text = f"{cause}: {detail[:200]}"
+        logger.debug("%s %s failed: %s (%s)", spec.method, mask_url(spec.url), cause, detail)
         return Outcome(None, status, text, cause, elapsed, state.count)
 
 

@@ -6,34 +6,57 @@ import asyncio
 import collections
 import time
 
-__all__ = ["HostCooldown", "SlidingWindowLimiter"]
+__all__ = ["HostCooldown", "RateSlot", "SlidingWindowLimiter"]
 
 
 class SlidingWindowLimiter:
-    """At most ``limit`` acquisitions in any window of ``period`` seconds.
+    """At most ``limit`` requests in any window of ``period`` seconds, as the server sees them.
 
-    Keeps the start times of the last ``limit`` acquisitions: a new one may start once the oldest
-    of them is ``period`` seconds old. Waiters are served first come, first served.
+    A request may start once the request ``limit`` places before it has been answered and a full
+    ``period`` has passed since. Counting from the answer rather than from the send keeps the
+    guarantee at the server too, whose arrival times lag the client's sends by the connection
+    set-up: a server with a sliding window never sees more than ``limit`` arrivals in one. The
+    cost is one round trip per window, negligible for per-minute and per-hour limits.
+    Waiters are served first come, first served.
     """
 
     def __init__(self, limit: int, period: float, *, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
         self.limit = limit
         self.period = period
         self._clock = clock
-        self._starts: collections.deque[float] = collections.deque(maxlen=limit)
+        self._slots: collections.deque[RateSlot] = collections.deque(maxlen=limit)
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
-        async with self._lock:  # FIFO: the next in line sleeps, the rest queue behind it
-            starts = self._starts
-            if len(starts) == self.limit:
-                delay = starts[0] + self.period - self._clock()
+    async def acquire(self) -> RateSlot:
+        """Wait for a free place in the window; ``release`` the slot when the answer is in."""
+        async with self._lock:  # FIFO: the next in line waits, the rest queue behind it
+            if len(self._slots) == self.limit:
+                oldest = self._slots[0]
+                await oldest.done.wait()
+                delay = oldest.finished_at + self.period - self._clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            starts.append(self._clock())  # maxlen drops the oldest
+            slot = RateSlot()
+            self._slots.append(slot)  # maxlen drops the oldest
+            return slot
+
+    def release(self, slot: RateSlot) -> None:
+        if not slot.done.is_set():
+            slot.finished_at = self._clock()
+            slot.done.set()
 
     def __repr__(self) -> str:
         return f"SlidingWindowLimiter(limit={self.limit}, period={self.period:g})"
+
+
+class RateSlot:
+    """One request's place in the window."""
+
+    __slots__ = ("done", "finished_at")
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.finished_at = 0.0
 
 
 class HostCooldown:

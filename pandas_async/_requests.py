@@ -96,7 +96,10 @@ class Template:
             elif conversion == "a":
                 value = ascii(value)
             text = format(value, spec) if spec else str(value)
-            out.append(quote(text, safe="") if encode else text)
+            if encode:
+                # "." and ".." are dot-segments a URL parser would resolve: encode them too.
+                text = "%2E" * len(text) if text in (".", "..") else quote(text, safe="")
+            out.append(text)
         return "".join(out)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
 
 __all__ = ["MASK", "is_secret_name", "mask_headers", "mask_url", "redact"]
 
@@ -63,3 +66,20 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted(set(secrets), key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secret query values in the URLs httpx logs ("HTTP Request: GET https://...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, httpx.URL) for a in args):
+            record.args = tuple(mask_url(str(a)) if isinstance(a, httpx.URL) else a for a in args)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Once per process: keep secrets out of httpx's own request log lines."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
