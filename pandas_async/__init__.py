@@ -12,6 +12,7 @@ import importlib.metadata as _metadata
 from . import _accessor  # noqa: F401  (registers the .aapi accessors)
 from ._errors import FetchError, PandasAsyncError
 from ._options import Retry
+from ._paginate import Cursor, LinkHeader, NextUrl, Offset, PageNumber, Paginator
 from ._secrets import install_log_redaction as _install_log_redaction
 
 try:
@@ -21,4 +22,15 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 _install_log_redaction()
 
-__all__ = ["FetchError", "PandasAsyncError", "Retry", "__version__"]
+__all__ = [
+    "Cursor",
+    "FetchError",
+    "LinkHeader",
+    "NextUrl",
+    "Offset",
+    "PageNumber",
+    "Paginator",
+    "PandasAsyncError",
+    "Retry",
+    "__version__",
+]

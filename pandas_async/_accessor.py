@@ -11,10 +11,11 @@ from typing import Any, Unpack
 
 import pandas as pd
 
-from ._engine import EnginePolicy, Outcome, fetch_all
+from ._engine import EnginePolicy, fetch_all
 from ._errors import FetchError
 from ._frames import OUTCOME_COLUMNS, assemble, make_parser
 from ._options import FetchKwargs, FetchOptions
+from ._outcome import Outcome
 from ._progress import Progress
 from ._requests import RequestSpec, build_requests
 from ._runner import run_sync
@@ -49,6 +50,8 @@ class _Job:
             timeout=o.timeout,
             retry=o.retry,
             dedupe=o.dedupe,
+            paginate=o.paginate,
+            record_path=o.record_path,
         )
         progress = Progress(len(self.specs), o.progress)
         try:

@@ -27,38 +27,16 @@ from tenacity import (
 
 from ._limits import HostCooldown, SlidingWindowLimiter
 from ._options import UNSET, Rate, Retry
+from ._outcome import AnswerError, Outcome
+from ._paginate import Paginator, fetch_pages
 from ._requests import RequestSpec
 from ._secrets import mask_url, redact, secret_values
 from ._transport import default_client, describe_exception, is_transient
 
-__all__ = ["AnswerError", "EnginePolicy", "Outcome", "fetch_all"]
+__all__ = ["EnginePolicy", "fetch_all"]
 
 logger = logging.getLogger("pandas_async")
 _COOLDOWN_STATUSES = frozenset({429, 503})
-
-
-class AnswerError(Exception):
-    """An answer arrived but could not be read (invalid JSON, a record_path it lacks...)."""
-
-    def __init__(self, cause: str, detail: str = "") -> None:
-        self.cause = cause
-        super().__init__(f"{cause}: {detail}" if detail else cause)
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What happened to one request: its parsed answer, or why there is none."""
-
-    value: Any = None
-    status: int | None = None
-    error: str | None = None  # short text, None on success
-    cause: str | None = None  # what failures are counted by: "HTTP 404 Not Found", "ReadTimeout"
-    elapsed: float = 0.0
-    attempts: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +46,8 @@ class EnginePolicy:
     timeout: httpx.Timeout | None  # None: the client's own
     retry: Retry
     dedupe: bool
+    paginate: Paginator | None = None
+    record_path: str | list[str] | None = None  # where a page's records are, to see it is empty
 
 
 class _RetryableStatus(Exception):
@@ -151,8 +131,13 @@ class Engine:
 
         outcomes: list[Outcome | None] = [None] * len(specs)
 
+        paginate = self.policy.paginate
+
         async def run_job(spec: RequestSpec, rows: list[int]) -> None:
-            outcome = await self.fetch(spec)
+            if paginate is None:
+                outcome, _ = await self.fetch(spec)
+            else:
+                outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
             for i in rows:
                 outcomes[i] = outcome
             if self.on_done is not None:
@@ -163,7 +148,7 @@ class Engine:
                 group.create_task(run_job(spec, rows))
         return outcomes  # type: ignore[return-value]
 
-    async def fetch(self, spec: RequestSpec) -> Outcome:
+    async def fetch(self, spec: RequestSpec) -> tuple[Outcome, httpx.Response | None]:
         """Send one request under every policy; read its answer. Never raises but on cancel."""
         state = _Attempts()
         retry = self.policy.retry
@@ -181,24 +166,24 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except _RetryableStatus as exc:
-            return self._failed(spec, state, _http_cause(exc.response), exc.response.status_code)
+            cause = _http_cause(exc.response)
+            return self._failed(spec, state, cause, exc.response.status_code), exc.response
         except Exception as exc:
-            return self._failed(spec, state, describe_exception(exc), None, exc)
+            return self._failed(spec, state, describe_exception(exc), None, exc), None
 
         elapsed = time.monotonic() - (state.started or time.monotonic())
         status = response.status_code
         if response.is_error:
-            return Outcome(
-                None, status, _http_cause(response), _http_cause(response), elapsed, state.count
-            )
+            cause = _http_cause(response)
+            return Outcome(None, status, cause, cause, elapsed, state.count), response
         try:
             value = self.parse(response)
         except AnswerError as exc:
             text = redact(str(exc), secret_values(spec.headers, spec.params, spec.url))
-            return Outcome(None, status, text, exc.cause, elapsed, state.count)
+            return Outcome(None, status, text, exc.cause, elapsed, state.count), response
         except Exception as exc:
-            return self._failed(spec, state, "parse error", status, exc)
-        return Outcome(value, status, None, None, elapsed, state.count)
+            return self._failed(spec, state, "parse error", status, exc), response
+        return Outcome(value, status, None, None, elapsed, state.count), response
 
     async def _send(self, spec: RequestSpec, state: _Attempts) -> httpx.Response:
         cooldown = self.cooldown

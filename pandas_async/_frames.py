@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._engine import AnswerError, Outcome
+from ._outcome import AnswerError, Outcome
 
 __all__ = ["OUTCOME_COLUMNS", "SCALAR_COLUMN", "SUFFIX", "Assembled", "assemble", "make_parser"]
 
@@ -101,7 +101,7 @@ def assemble(
     outcomes = list(outcomes)
     if how == "auto":
         rows_mode = record_path is not None or any(
-            o.ok and isinstance(o.value, list | pd.DataFrame) for o in outcomes
+            isinstance(o.value, list | pd.DataFrame) for o in outcomes
         )
     else:
         rows_mode = how == "rows"
@@ -110,14 +110,14 @@ def assemble(
     if not rows_mode:
         records = []
         for i, o in enumerate(outcomes):
-            if o.ok and o.value is not None:
+            if o.value is not None:
                 records.append(_as_record(o.value))
                 owners.append(i)
         normalized = _normalize(records, sep=sep, max_level=max_level)
     elif record_path is None:
         records = []
         for i, o in enumerate(outcomes):
-            if o.ok:
+            if o.value is not None:  # a failed row may still carry the pages fetched before
                 items = _records_of(o.value)
                 records.extend(_as_record(r) for r in items)
                 owners.extend([i] * len(items))
@@ -184,7 +184,7 @@ def _normalize_paths(
     docs: list[dict[str, Any]] = []
     doc_owner: list[int] = []
     for i, o in enumerate(outcomes):
-        if not o.ok or o.value is None:
+        if o.value is None:
             continue
         items = _records_of(o.value)
         for item in items:
@@ -207,10 +207,12 @@ def _normalize_paths(
     except (KeyError, TypeError, AttributeError):
         # Some answers lack the record_path: find them, fail just those rows.
         good: list[dict[str, Any]] = []
+        lacking: set[int] = set()
         for doc, i in zip(docs, doc_owner, strict=True):
             try:
                 normalize([doc])
             except (KeyError, TypeError, AttributeError) as exc:
+                lacking.add(i)
                 o = outcomes[i]
                 detail = f"record_path {record_path!r} not found in the answer ({exc!s})"
                 outcomes[i] = Outcome(
@@ -219,7 +221,7 @@ def _normalize_paths(
                 )  # fmt: skip
             else:
                 good.append(doc)
-        good = [d for d in good if outcomes[d[_ROW_KEY]].ok]
+        good = [d for d in good if d[_ROW_KEY] not in lacking]
         table = normalize(good) if good else pd.DataFrame({_ROW_KEY: []})
     owners = table.pop(_ROW_KEY).astype(np.intp).tolist()
     return table, owners

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypedDict
 
 import httpx
 
+from ._paginate import Paginator
+
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_RETRY_STATUSES",
@@ -168,6 +170,7 @@ class FetchKwargs(TypedDict, total=False):
     prefix: str | None
     errors: Literal["raise", "collect"]
     progress: bool | None
+    paginate: Paginator | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,6 +197,7 @@ class FetchOptions:
     prefix: str | None = None
     errors: str = "raise"
     progress: bool | None = None
+    paginate: Paginator | None = None
 
     @classmethod
     def build(cls, caller: str, options: Mapping[str, Any]) -> FetchOptions:
@@ -252,6 +256,14 @@ class FetchOptions:
         progress = o.pop("progress", None)
         if progress is not None and not isinstance(progress, bool):
             raise TypeError(f"progress= expects True, False or None, got {progress!r}")
+        paginate = o.pop("paginate", None)
+        if paginate is not None and not isinstance(paginate, Paginator):
+            raise TypeError(
+                "paginate= expects a paginator such as pandas_async.PageNumber('page'), "
+                f"got {paginate!r}"
+            )
+        if paginate is not None and how == "columns":
+            raise ValueError("paginate= gives each row's records as rows: use how='rows' or 'auto'")
         dedupe = o.pop("dedupe", True)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe= expects True or False, got {dedupe!r}")
@@ -271,6 +283,7 @@ class FetchOptions:
             record_path=record_path,
             progress=progress,
             dedupe=dedupe,
+            paginate=paginate,
             **o,  # params, headers, json, data, meta: checked against the frame in _requests
         )
 

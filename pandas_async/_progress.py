@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._engine import Outcome
+from ._outcome import Outcome
 
 __all__ = ["Progress"]
 

@@ -66,8 +66,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, limit: int = 100, verify: bool | ssl.SSLContext = True) -> None:
         self._limit = limit
-        self._ssl = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
-            verify=verify
+        self._ssl = (
+            verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify)
         )
         self._session: aiohttp.ClientSession | None = None
 

@@ -83,6 +83,22 @@ def test_rate_holds_in_every_sliding_window(server: TestServer) -> None:
     assert elapsed < 5
 
 
+def test_rate_counts_retries(server: TestServer) -> None:
+    # 4 rows x 2 attempts = 8 requests at "5/s": the retries must wait for the window too.
+    prefix = unique()
+    df = pd.DataFrame({"key": [f"{prefix}-{i}" for i in range(4)]})
+    out = df.aapi.fetch(
+        server.url + "/flaky/{key}",
+        params={"fail": "1", "status": "500"},
+        rate="5/s",
+        retries=fast_retry(2),
+    )
+    assert out["call"].tolist() == [2, 2, 2, 2]
+    arrivals = server.arrivals("/flaky/")
+    assert len(arrivals) == 8
+    assert max_in_any_window(arrivals, 1.0) <= 5
+
+
 def test_rate_as_a_number_per_second(server: TestServer) -> None:
     df = pd.DataFrame({"i": range(12)})
     df.aapi.fetch(

@@ -1,0 +1,280 @@
+"""Per-row pagination: five paginator value objects, and the loop that follows a row's pages.
+
+A paginator answers one question: given the request just sent and its answer, which request
+fetches the next page (or ``None`` when there is none). The loop in ``fetch_pages`` does the rest
+for every style alike: it stops on an empty page or after ``max_pages``, refuses a page it has
+already fetched (a loop), and keeps the records of the pages before a failure.
+
+Write your own by subclassing ``Paginator`` and implementing ``next_request``; see the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+import httpx
+
+from ._outcome import Outcome
+
+if TYPE_CHECKING:
+    from ._requests import RequestSpec
+
+__all__ = ["Cursor", "LinkHeader", "NextUrl", "Offset", "PageNumber", "Paginator", "fetch_pages"]
+
+Path = str | Sequence[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """What a paginator knows about the page just fetched."""
+
+    number: int  # 1 for the first page fetched
+    records: int  # records on this page
+    records_so_far: int  # on every page fetched, this one included
+    response: httpx.Response
+    value: Any  # the parsed answer
+
+
+@dataclass(frozen=True)
+class Paginator:
+    """Base class: ``first_request`` shapes the first page's request, ``next_request`` the next.
+
+    ``max_pages`` caps the pages fetched per row (``None``: until the API says there are no more).
+    """
+
+    def first_request(self, spec: RequestSpec) -> RequestSpec:
+        return spec
+
+    def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
+        raise NotImplementedError
+
+    @property
+    def page_limit(self) -> int | None:
+        return getattr(self, "max_pages", None)
+
+
+def _with_params(spec: RequestSpec, **updates: Any) -> RequestSpec:
+    params = dict(spec.params or {})
+    params.update(updates)
+    return dataclasses.replace(spec, params=params)
+
+
+def _with_url(spec: RequestSpec, url: str) -> RequestSpec:
+    # The next link already carries the query: drop the row's params so they are not sent twice.
+    return dataclasses.replace(spec, url=url, params=None)
+
+
+def _check_max_pages(max_pages: int | None) -> None:
+    if max_pages is not None and (
+        isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+    ):
+        raise ValueError(f"max_pages= must be a whole number >= 1 or None, got {max_pages!r}")
+
+
+def _check_name(owner: str, name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{owner}({name}=) expects a parameter name, got {value!r}")
+
+
+def get_path(value: Any, path: Path) -> Any:
+    """``value["a"]["b"]`` for ``"a.b"`` or ``["a", "b"]``; ``None`` when any step is missing."""
+    keys = path.split(".") if isinstance(path, str) else path
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+@dataclass(frozen=True)
+class PageNumber(Paginator):
+    """``?page=1``, ``?page=2``... (plus ``size_param=size`` on every page if given).
+
+    Stops on an empty page, on a page shorter than ``size``, or after ``max_pages``.
+    """
+
+    param: str
+    size_param: str | None = None
+    size: int | None = None
+    start: int = 1
+    max_pages: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("PageNumber", "param", self.param)
+        if (self.size_param is None) != (self.size is None):
+            raise ValueError("PageNumber: give size_param= and size= together, or neither")
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+            raise ValueError(f"PageNumber(size=) must be a whole number >= 1, got {self.size!r}")
+        if isinstance(self.start, bool) or not isinstance(self.start, int):
+            raise TypeError(f"PageNumber(start=) expects a whole number, got {self.start!r}")
+        _check_max_pages(self.max_pages)
+
+    def first_request(self, spec: RequestSpec) -> RequestSpec:
+        extra = {self.size_param: self.size} if self.size_param else {}
+        return _with_params(spec, **{self.param: self.start}, **extra)
+
+    def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
+        if self.size is not None and page.records < self.size:
+            return None  # a short page is the last one
+        return _with_params(spec, **{self.param: self.start + page.number})
+
+
+@dataclass(frozen=True)
+class Offset(Paginator):
+    """``?offset=0&limit=100``, ``?offset=100&limit=100``...
+
+    Stops on an empty or short page, once ``total_path`` (a key such as ``"meta.total"`` in the
+    first answer) says every record was fetched, or after ``max_pages``.
+    """
+
+    param: str
+    limit_param: str
+    limit: int
+    total_path: Path | None = None
+    max_pages: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("Offset", "param", self.param)
+        _check_name("Offset", "limit_param", self.limit_param)
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"Offset(limit=) must be a whole number >= 1, got {self.limit!r}")
+        _check_max_pages(self.max_pages)
+
+    def first_request(self, spec: RequestSpec) -> RequestSpec:
+        return _with_params(spec, **{self.param: 0, self.limit_param: self.limit})
+
+    def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
+        if page.records < self.limit:
+            return None
+        if self.total_path is not None:
+            total = get_path(page.value, self.total_path)
+            if isinstance(total, int | float) and page.records_so_far >= total:
+                return None
+        offset = int((spec.params or {}).get(self.param, 0)) + page.records
+        return _with_params(spec, **{self.param: offset})
+
+
+@dataclass(frozen=True)
+class Cursor(Paginator):
+    """``?cursor=<value at next_path in the last answer>`` until that value is missing or empty."""
+
+    param: str
+    next_path: Path
+    max_pages: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("Cursor", "param", self.param)
+        _check_max_pages(self.max_pages)
+
+    def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
+        cursor = get_path(page.value, self.next_path)
+        if cursor is None or cursor == "" or cursor is False:
+            return None
+        return _with_params(spec, **{self.param: cursor})
+
+
+@dataclass(frozen=True)
+class LinkHeader(Paginator):
+    """Follows the RFC 8288 ``Link: <...>; rel="next"`` header (GitHub style)."""
+
+    max_pages: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_max_pages(self.max_pages)
+
+    def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
+        link = page.response.links.get("next", {}).get("url")
+        if not link:
+            return None
+        return _with_url(spec, urljoin(str(page.response.url), link))
+
+
+@dataclass(frozen=True)
+class NextUrl(Paginator):
+    """Follows the URL at ``path`` in each answer (``"next"``, ``"links.next"``) until empty."""
+
+    path: Path
+    max_pages: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_max_pages(self.max_pages)
+
+    def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
+        link = get_path(page.value, self.path)
+        if not link or not isinstance(link, str):
+            return None
+        return _with_url(spec, urljoin(str(page.response.url), link))
+
+
+def page_records(value: Any, record_path: str | list[str] | None) -> list[Any] | None:
+    """The records of one page, or ``None`` when they cannot be found."""
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    if record_path is None:
+        return None
+    found = get_path(value, [record_path] if isinstance(record_path, str) else record_path)
+    return found if isinstance(found, list) else None
+
+
+def _page_key(spec: RequestSpec) -> Hashable:
+    return (spec.url, tuple(sorted((str(k), repr(v)) for k, v in (spec.params or {}).items())))
+
+
+async def fetch_pages(
+    fetch: Callable[[RequestSpec], Awaitable[tuple[Outcome, httpx.Response | None]]],
+    spec: RequestSpec,
+    paginator: Paginator,
+    record_path: str | list[str] | None,
+) -> Outcome:
+    """Every page of one row. The outcome's value holds the records of all pages, in order
+    (a list of records, or a list of page objects when ``record_path`` points into them); when a
+    page fails, the outcome is that failure, still carrying the records of the pages before it.
+    """
+    spec = paginator.first_request(spec)
+    seen = {_page_key(spec)}
+    collected: list[Any] = []
+    attempts, elapsed, so_far, number = 0, 0.0, 0, 0
+    limit = paginator.page_limit
+    while True:
+        outcome, response = await fetch(spec)
+        number += 1
+        attempts += outcome.attempts
+        elapsed += outcome.elapsed
+        if not outcome.ok or response is None:
+            return Outcome(collected or None, outcome.status, outcome.error, outcome.cause,
+                           elapsed, attempts)  # fmt: skip
+        records = page_records(outcome.value, record_path)
+        if records is None:
+            cause = "unexpected answer"
+            error = (
+                f"{cause}: page {number} is a JSON {type(outcome.value).__name__}; "
+                "give record_path= to say where its records are"
+            )
+            return Outcome(collected or None, outcome.status, error, cause, elapsed, attempts)
+        so_far += len(records)
+        if records:
+            if record_path is None:
+                collected.extend(records)
+            else:
+                collected.append(outcome.value)
+        done = Outcome(collected, outcome.status, None, None, elapsed, attempts)
+        if not records or (limit is not None and number >= limit):
+            return done
+        page = Page(number=number, records=len(records), records_so_far=so_far,
+                    response=response, value=outcome.value)  # fmt: skip
+        following = paginator.next_request(spec, page)
+        if following is None:
+            return done
+        key = _page_key(following)
+        if key in seen:
+            cause = "pagination loop"
+            error = f"{cause}: page {number + 1} would repeat an earlier page; stopped"
+            return Outcome(collected, outcome.status, error, cause, elapsed, attempts)
+        seen.add(key)
+        spec = following
