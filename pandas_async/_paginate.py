@@ -14,11 +14,13 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
+import pandas as pd
 
 from ._outcome import Outcome
+from ._secrets import is_secret_name, redact, secret_values
 
 if TYPE_CHECKING:
     from ._requests import RequestSpec
@@ -39,11 +41,12 @@ class Page:
     value: Any  # the parsed answer
 
 
-@dataclass(frozen=True)
 class Paginator:
     """Base class: ``first_request`` shapes the first page's request, ``next_request`` the next.
 
-    ``max_pages`` caps the pages fetched per row (``None``: until the API says there are no more).
+    A ``max_pages`` attribute, when a subclass has one, caps the pages fetched per row (``None``:
+    until the API says there are no more). Not a dataclass itself, so a subclass may be a plain
+    class, a ``@dataclass`` or a ``@dataclass(frozen=True)``.
     """
 
     def first_request(self, spec: RequestSpec) -> RequestSpec:
@@ -63,9 +66,18 @@ def _with_params(spec: RequestSpec, **updates: Any) -> RequestSpec:
     return dataclasses.replace(spec, params=params)
 
 
-def _with_url(spec: RequestSpec, url: str) -> RequestSpec:
-    # The next link already carries the query: drop the row's params so they are not sent twice.
-    return dataclasses.replace(spec, url=url, params=None)
+def _with_url(spec: RequestSpec, page: Page, link: str) -> RequestSpec:
+    """The request for a next link. The link already carries the query, so the row's params are
+    dropped (not sent twice); a link to another origin loses the secret headers, as httpx does
+    with redirects, so that an API cannot send the row's credentials to a third party.
+    """
+    here = page.response.url
+    url = urljoin(str(here), link)
+    target = urlsplit(url)
+    headers = spec.headers
+    if headers and (target.scheme, target.netloc) != (here.scheme, here.netloc.decode()):
+        headers = {k: v for k, v in headers.items() if not is_secret_name(k)}
+    return dataclasses.replace(spec, url=url, params=None, headers=headers)
 
 
 def _check_max_pages(max_pages: int | None) -> None:
@@ -78,6 +90,17 @@ def _check_max_pages(max_pages: int | None) -> None:
 def _check_name(owner: str, name: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise TypeError(f"{owner}({name}=) expects a parameter name, got {value!r}")
+
+
+def _check_path(owner: str, name: str, value: Any) -> None:
+    ok = (isinstance(value, str) and value) or (
+        isinstance(value, list | tuple) and value and all(isinstance(k, str) for k in value)
+    )
+    if not ok:
+        raise TypeError(
+            f"{owner}({name}=) expects a key such as 'next' or 'meta.total', or a list of keys, "
+            f"got {value!r}"
+        )
 
 
 def get_path(value: Any, path: Path) -> Any:
@@ -107,7 +130,9 @@ class PageNumber(Paginator):
         _check_name("PageNumber", "param", self.param)
         if (self.size_param is None) != (self.size is None):
             raise ValueError("PageNumber: give size_param= and size= together, or neither")
-        if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+        if self.size is not None and (
+            isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1
+        ):
             raise ValueError(f"PageNumber(size=) must be a whole number >= 1, got {self.size!r}")
         if isinstance(self.start, bool) or not isinstance(self.start, int):
             raise TypeError(f"PageNumber(start=) expects a whole number, got {self.start!r}")
@@ -127,8 +152,10 @@ class PageNumber(Paginator):
 class Offset(Paginator):
     """``?offset=0&limit=100``, ``?offset=100&limit=100``...
 
-    Stops on an empty or short page, once ``total_path`` (a key such as ``"meta.total"`` in the
-    first answer) says every record was fetched, or after ``max_pages``.
+    Stops on an empty page, after ``max_pages``, and once ``total_path`` (a key such as
+    ``"meta.total"`` in each answer) says every record was fetched. The next offset is the last
+    one plus the records received. Without a total, a page shorter than ``limit`` is the last;
+    with one, a short page is not (an API may cap ``limit`` lower than asked).
     """
 
     param: str
@@ -140,6 +167,8 @@ class Offset(Paginator):
     def __post_init__(self) -> None:
         _check_name("Offset", "param", self.param)
         _check_name("Offset", "limit_param", self.limit_param)
+        if self.total_path is not None:
+            _check_path("Offset", "total_path", self.total_path)
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise ValueError(f"Offset(limit=) must be a whole number >= 1, got {self.limit!r}")
         _check_max_pages(self.max_pages)
@@ -148,12 +177,12 @@ class Offset(Paginator):
         return _with_params(spec, **{self.param: 0, self.limit_param: self.limit})
 
     def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
-        if page.records < self.limit:
-            return None
-        if self.total_path is not None:
-            total = get_path(page.value, self.total_path)
-            if isinstance(total, int | float) and page.records_so_far >= total:
+        total = None if self.total_path is None else get_path(page.value, self.total_path)
+        if isinstance(total, int | float) and not isinstance(total, bool):
+            if page.records_so_far >= total:
                 return None
+        elif page.records < self.limit:
+            return None  # no total known: a short page is the last one
         offset = int((spec.params or {}).get(self.param, 0)) + page.records
         return _with_params(spec, **{self.param: offset})
 
@@ -168,6 +197,7 @@ class Cursor(Paginator):
 
     def __post_init__(self) -> None:
         _check_name("Cursor", "param", self.param)
+        _check_path("Cursor", "next_path", self.next_path)
         _check_max_pages(self.max_pages)
 
     def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
@@ -190,7 +220,7 @@ class LinkHeader(Paginator):
         link = page.response.links.get("next", {}).get("url")
         if not link:
             return None
-        return _with_url(spec, urljoin(str(page.response.url), link))
+        return _with_url(spec, page, link)
 
 
 @dataclass(frozen=True)
@@ -201,19 +231,22 @@ class NextUrl(Paginator):
     max_pages: int | None = None
 
     def __post_init__(self) -> None:
+        _check_path("NextUrl", "path", self.path)
         _check_max_pages(self.max_pages)
 
     def next_request(self, spec: RequestSpec, page: Page) -> RequestSpec | None:
         link = get_path(page.value, self.path)
         if not link or not isinstance(link, str):
             return None
-        return _with_url(spec, urljoin(str(page.response.url), link))
+        return _with_url(spec, page, link)
 
 
 def page_records(value: Any, record_path: str | list[str] | None) -> list[Any] | None:
     """The records of one page, or ``None`` when they cannot be found."""
     if isinstance(value, list):
         return value
+    if isinstance(value, pd.DataFrame):  # parse="csv"
+        return value.to_dict("records")
     if value is None:
         return []
     if record_path is None:
@@ -222,8 +255,28 @@ def page_records(value: Any, record_path: str | list[str] | None) -> list[Any] |
     return found if isinstance(found, list) else None
 
 
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return repr(value)
+
+
 def _page_key(spec: RequestSpec) -> Hashable:
-    return (spec.url, tuple(sorted((str(k), repr(v)) for k, v in (spec.params or {}).items())))
+    """The page a request asks for: everything that can tell one page from another (a cursor
+    may travel in the query, a header or the body). The query compares the same whether it is
+    in ``url`` or ``params``, as a next link carries the query the first request sent as params.
+    """
+    body = (_freeze(spec.headers), _freeze(spec.json), _freeze(spec.data))
+    try:
+        url = httpx.URL(spec.url)
+        if spec.params:
+            url = url.copy_merge_params(spec.params)
+        query = tuple(sorted(url.params.multi_items()))
+        return (spec.method, str(url.copy_with(query=None, fragment=None)), query, body)
+    except (TypeError, ValueError, httpx.InvalidURL):  # a value httpx cannot send: compare as is
+        return (spec.method, spec.url, _freeze(spec.params), body)
 
 
 async def fetch_pages(
@@ -235,8 +288,12 @@ async def fetch_pages(
     """Every page of one row. The outcome's value holds the records of all pages, in order
     (a list of records, or a list of page objects when ``record_path`` points into them); when a
     page fails, the outcome is that failure, still carrying the records of the pages before it.
+    A paginator that raises fails its row (cause ``"paginator error"``), like a failed page.
     """
-    spec = paginator.first_request(spec)
+    try:
+        spec = paginator.first_request(spec)
+    except Exception as exc:
+        return _paginator_failed(spec, exc, None, 0, None, 0.0, 0)
     seen = {_page_key(spec)}
     collected: list[Any] = []
     attempts, elapsed, so_far, number = 0, 0.0, 0, 0
@@ -253,8 +310,8 @@ async def fetch_pages(
         if records is None:
             cause = "unexpected answer"
             error = (
-                f"{cause}: page {number} is a JSON {type(outcome.value).__name__}; "
-                "give record_path= to say where its records are"
+                f"{cause}: page {number} is a {type(outcome.value).__name__}, not a list of "
+                "records; give record_path= to say where its records are"
             )
             return Outcome(collected or None, outcome.status, error, cause, elapsed, attempts)
         so_far += len(records)
@@ -268,7 +325,12 @@ async def fetch_pages(
             return done
         page = Page(number=number, records=len(records), records_so_far=so_far,
                     response=response, value=outcome.value)  # fmt: skip
-        following = paginator.next_request(spec, page)
+        try:
+            following = paginator.next_request(spec, page)
+        except Exception as exc:
+            return _paginator_failed(
+                spec, exc, collected, number, outcome.status, elapsed, attempts
+            )
         if following is None:
             return done
         key = _page_key(following)
@@ -278,3 +340,21 @@ async def fetch_pages(
             return Outcome(collected, outcome.status, error, cause, elapsed, attempts)
         seen.add(key)
         spec = following
+
+
+def _paginator_failed(
+    spec: RequestSpec,
+    exc: Exception,
+    collected: list[Any] | None,
+    number: int,
+    status: int | None,
+    elapsed: float,
+    attempts: int,
+) -> Outcome:
+    cause = "paginator error"
+    where = f" after page {number}" if number else ""
+    detail = redact(
+        f"{type(exc).__name__}: {exc}", secret_values(spec.headers, spec.params, spec.url)
+    )
+    error = f"{cause}{where}: {detail[:200]}"
+    return Outcome(collected or None, status, error, cause, elapsed, attempts)

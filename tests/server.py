@@ -27,6 +27,25 @@ Endpoints (all answer JSON unless said otherwise):
                             ``Retry-After: retry_after`` (1) and starts a cool-down; any request
                             arriving during it (after a short grace for requests already on
                             their way) is counted in ``cooldown_violations``
+
+Paginated endpoints. Each ``{key}`` has its own dataset of ``n`` records (default 5)
+``{"item": i, "label": "<key>:<i>"}`` for i = 1..n, served ``size`` (default 2) at a time:
+
+``/pages/{key}?page=&size=``    a list; pages count from ``first`` (default 1); any method, and
+                            ``page``/``size`` may come in a JSON body instead
+``/offset/{key}?offset=&limit=`` ``{"items": [...], "meta": {"total": n, "offset": o}}``;
+                            ``max_limit=`` caps the page size whatever ``limit`` asks
+``/cursor/{key}?cursor=``       ``{"data": [...], "next_cursor": c, "paging": {"next": c}}``,
+                            ``c`` null on the last page; ``loop=1`` repeats the cursor it was given
+``/link/{key}?page=``           a list, with an RFC 8288 ``Link`` header (``rel="next"`` absent on
+                            the last page); ``loop=1``: the last page links back to the first
+``/nexturl/{key}?page=``        ``{"results": [...], "next": url, "links": {"next": url}}``; ``url``
+                            is a path (default), ``style=absolute`` a full URL, ``style=query``
+                            just ``?query``; null on the last page; ``loop=1`` as for ``/link``
+
+Every paginated endpoint also takes ``fail_page=P`` (page P answers ``fail_status``, default 500;
+``fail_times=K`` fails only its first K calls) and ``delay=`` seconds per page. Links carry every
+query parameter of the request they answer, with ``page`` replaced.
 """
 
 from __future__ import annotations
@@ -39,7 +58,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -319,6 +338,123 @@ def build_app(state: ServerState) -> web.Application:
             )
         return _json({"ok": True})
 
+    # -- paginated datasets ------------------------------------------------------------------
+
+    def dataset(request: web.Request) -> list[dict[str, Any]]:
+        key = request.match_info["key"]
+        return [{"item": i, "label": f"{key}:{i}"} for i in range(1, _int(request, "n", 5) + 1)]
+
+    async def page_trouble(request: web.Request, page: int) -> web.Response | None:
+        """Sleep ``delay``; answer ``fail_status`` when ``page`` is ``fail_page``."""
+        delay = _float(request, "delay", 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        if _int(request, "fail_page", 0) != page:
+            return None
+        call = state.next_call(f"{request.path}#page{page}")
+        times = _int(request, "fail_times", 0)  # 0: every call
+        if times and call > times:
+            return None
+        code = _int(request, "fail_status", 500)
+        return _json({"page": page, "call": call, "failed": True}, status=code)
+
+    def page_link(request: web.Request, page: int | None, *, absolute: bool = True) -> str:
+        """This request's URL with ``page`` replaced (removed when ``None``)."""
+        query = [(k, v) for k, v in request.query.items() if k != "page"]
+        if page is not None:
+            query.append(("page", str(page)))
+        relative = request.path + ("?" + urlencode(query) if query else "")
+        # next_host=localhost:PORT sends the next page to another origin (same server).
+        host = request.query.get("next_host", request.host)
+        return f"{request.scheme}://{host}{relative}" if absolute else relative
+
+    def next_page(request: web.Request, page: int, size: int, total: int) -> int | None:
+        """The page after ``page``; with ``loop=1`` the last page points back to the first."""
+        if page * size < total:
+            return page + 1
+        return 0 if request.query.get("loop") else None  # 0: "the first page"
+
+    async def pages(request: web.Request) -> web.Response:
+        first = _int(request, "first", 1)
+        body = await request.json() if request.body_exists else {}  # POST {"page": 2}
+        page = int(body.get("page", _int(request, "page", first)))
+        size = int(body.get("size", _int(request, "size", 2)))
+        trouble = await page_trouble(request, page - first + 1)
+        if trouble is not None:
+            return trouble
+        start = max(0, (page - first) * size)
+        return _json(dataset(request)[start : start + size])
+
+    async def offset(request: web.Request) -> web.Response:
+        start = _int(request, "offset", 0)
+        limit = min(_int(request, "limit", 10), _int(request, "max_limit", 1_000_000))
+        trouble = await page_trouble(request, start // limit + 1)
+        if trouble is not None:
+            return trouble
+        data = dataset(request)
+        return _json(
+            {"items": data[start : start + limit], "meta": {"total": len(data), "offset": start}}
+        )
+
+    async def cursor(request: web.Request) -> web.Response:
+        given = request.query.get("cursor")
+        if given is not None and not (given.startswith("c") and given[1:].isdigit()):
+            return _json({"detail": f"bad cursor {given!r}"}, status=400)
+        start = int(given[1:]) if given else 0
+        size = _int(request, "size", 2)
+        trouble = await page_trouble(request, start // size + 1)
+        if trouble is not None:
+            return trouble
+        data = dataset(request)
+        following: str | None = f"c{start + size}" if start + size < len(data) else None
+        if given and request.query.get("loop"):
+            following = given  # a broken API: the same cursor again
+        return _json(
+            {
+                "data": data[start : start + size],
+                "next_cursor": following,
+                "paging": {"next": following},
+            }
+        )
+
+    async def link(request: web.Request) -> web.Response:
+        page = _int(request, "page", 1)
+        size = _int(request, "size", 2)
+        trouble = await page_trouble(request, page)
+        if trouble is not None:
+            return trouble
+        data = dataset(request)
+        last = max(1, -(-len(data) // size))
+        links = [
+            f'<{page_link(request, 1)}>; rel="first"',
+            f'<{page_link(request, last)}>; rel="last"',
+        ]
+        following = next_page(request, page, size, len(data))
+        if following is not None:
+            target = page_link(request, following or None)
+            links.insert(0, f'<{target}>; rel="next"')
+        if page > 1:
+            links.append(f'<{page_link(request, page - 1)}>; rel="prev"')
+        start = (page - 1) * size
+        return _json(data[start : start + size], headers={"Link": ", ".join(links)})
+
+    async def nexturl(request: web.Request) -> web.Response:
+        page = _int(request, "page", 1)
+        size = _int(request, "size", 2)
+        trouble = await page_trouble(request, page)
+        if trouble is not None:
+            return trouble
+        data = dataset(request)
+        following = next_page(request, page, size, len(data))
+        url: str | None = None
+        if following is not None:
+            style = request.query.get("style", "path")
+            url = page_link(request, following or None, absolute=style == "absolute")
+            if style == "query":
+                url = url[len(request.path) :] or "?"
+        start = (page - 1) * size
+        return _json({"results": data[start : start + size], "next": url, "links": {"next": url}})
+
     app = web.Application(middlewares=[observe])
     app.router.add_get("/users/{id}", users)
     app.router.add_route("*", "/echo", echo)
@@ -338,6 +474,11 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_get("/csv", csv)
     app.router.add_get("/ratelimited", ratelimited)
     app.router.add_get("/host-cooldown", host_cooldown)
+    app.router.add_route("*", "/pages/{key}", pages)
+    app.router.add_get("/offset/{key}", offset)
+    app.router.add_get("/cursor/{key}", cursor)
+    app.router.add_get("/link/{key}", link)
+    app.router.add_get("/nexturl/{key}", nexturl)
     return app
 
 
