@@ -1,7 +1,7 @@
 """pandas_async against the ways users enrich a DataFrame from an HTTP API today.
 
     python benchmarks/bench.py            # full run (~10 minutes)
-    python benchmarks/bench.py --quick    # short run (~3 minutes)
+    python benchmarks/bench.py --quick    # short run (~4 minutes)
 
 The same job for every approach: a frame of ``user_id`` values, one GET per row to a loopback
 JSON API (``benchmarks/server.py``, its own process, server-side latency as a parameter), the
@@ -469,7 +469,7 @@ def plot(sweep: list[Result], path: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="pandas_async vs today's recipes.")
-    parser.add_argument("--quick", action="store_true", help="a short run (~3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a short run (~4 minutes)")
     parser.add_argument("--approaches", default=",".join(APPROACHES), help="comma-separated")
     parser.add_argument(
         "--only", default="", help="comma-separated subset of: scenarios,sweep,frames,dedupe"
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     quick = args.quick
-    cap = args.cap or (25.0 if quick else 60.0)
+    cap = args.cap or (15.0 if quick else 60.0)
     repeat = args.repeat or (1 if quick else 2)
     seq_budget = 2.0 if quick else 4.0
     approaches = [a for a in args.approaches.split(",") if a]
@@ -581,8 +581,7 @@ def main(argv: list[str] | None = None) -> None:
         "\n`*` extrapolated from a subset (sequential loop). `> N`: stopped at the time cap.\n"
         f"\nTotal run time: {time.perf_counter() - started:.0f} s.\n"
     )
-    print("\n## targets\n")
-    print("".join(md[-(len(targets) + 2) :]))
+    print("\n" + "".join(md[-(len(targets) + 2) :]))
 
     def encode(o: Any) -> Any:
         return asdict(o) if isinstance(o, Result) else str(o)

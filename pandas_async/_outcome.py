@@ -26,6 +26,7 @@ class Outcome:
     cause: str | None = None  # what failures are counted by: "HTTP 404 Not Found", "ReadTimeout"
     elapsed: float = 0.0
     attempts: int = 0
+    pages: int = 1  # pages fetched (paginate=), or 1
 
     @property
     def ok(self) -> bool:

@@ -305,7 +305,7 @@ async def fetch_pages(
         elapsed += outcome.elapsed
         if not outcome.ok or response is None:
             return Outcome(collected or None, outcome.status, outcome.error, outcome.cause,
-                           elapsed, attempts)  # fmt: skip
+                           elapsed, attempts, number)  # fmt: skip
         records = page_records(outcome.value, record_path)
         if records is None:
             cause = "unexpected answer"
@@ -313,14 +313,16 @@ async def fetch_pages(
                 f"{cause}: page {number} is a {type(outcome.value).__name__}, not a list of "
                 "records; give record_path= to say where its records are"
             )
-            return Outcome(collected or None, outcome.status, error, cause, elapsed, attempts)
+            return Outcome(
+                collected or None, outcome.status, error, cause, elapsed, attempts, number
+            )
         so_far += len(records)
         if records:
             if record_path is None:
                 collected.extend(records)
             else:
                 collected.append(outcome.value)
-        done = Outcome(collected, outcome.status, None, None, elapsed, attempts)
+        done = Outcome(collected, outcome.status, None, None, elapsed, attempts, number)
         if not records or (limit is not None and number >= limit):
             return done
         page = Page(number=number, records=len(records), records_so_far=so_far,
@@ -337,7 +339,7 @@ async def fetch_pages(
         if key in seen:
             cause = "pagination loop"
             error = f"{cause}: page {number + 1} would repeat an earlier page; stopped"
-            return Outcome(collected, outcome.status, error, cause, elapsed, attempts)
+            return Outcome(collected, outcome.status, error, cause, elapsed, attempts, number)
         seen.add(key)
         spec = following
 
@@ -357,4 +359,4 @@ def _paginator_failed(
         f"{type(exc).__name__}: {exc}", secret_values(spec.headers, spec.params, spec.url)
     )
     error = f"{cause}{where}: {detail[:200]}"
-    return Outcome(collected or None, status, error, cause, elapsed, attempts)
+    return Outcome(collected or None, status, error, cause, elapsed, attempts, max(number, 1))
