@@ -13,6 +13,7 @@ from . import _accessor  # noqa: F401  (registers the .aapi accessors)
 from ._errors import FetchError, PandasAsyncError
 from ._options import Retry
 from ._paginate import Cursor, LinkHeader, NextUrl, Offset, PageNumber, Paginator
+from ._report import Report, last_report
 from ._secrets import install_log_redaction as _install_log_redaction
 
 try:
@@ -31,6 +32,8 @@ __all__ = [
     "PageNumber",
     "Paginator",
     "PandasAsyncError",
+    "Report",
     "Retry",
     "__version__",
+    "last_report",
 ]

@@ -5,7 +5,8 @@ pandas creates an accessor object on every attribute access, so nothing is kept 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -14,11 +15,13 @@ import pandas as pd
 from ._engine import EnginePolicy, fetch_all
 from ._errors import FetchError
 from ._frames import OUTCOME_COLUMNS, assemble, make_parser
-from ._options import FetchKwargs, FetchOptions
+from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
 from ._progress import Progress
+from ._report import record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
 from ._runner import run_sync
+from ._secrets import MASK, is_secret_name, mask_headers, mask_url
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]
 
@@ -32,6 +35,7 @@ class _Job:
     frame: pd.DataFrame
     specs: list[RequestSpec]
     options: FetchOptions
+    call: str  # "fetch GET https://h/users/{user_id}", secrets masked: names the call in reports
 
     @classmethod
     def prepare(
@@ -40,7 +44,7 @@ class _Job:
     ) -> _Job:  # fmt: skip
         opts = FetchOptions.build(caller, options)
         specs = build_requests(frame, url, opts, url_is_column=url_is_column)
-        return cls(frame, specs, opts)
+        return cls(frame, specs, opts, f"{caller} {opts.method} {_describe_url(url, frame)}")
 
     async def run(self) -> list[Outcome]:
         o = self.options
@@ -54,8 +58,9 @@ class _Job:
             record_path=o.record_path,
         )
         progress = Progress(len(self.specs), o.progress)
+        started = time.perf_counter()
         try:
-            return await fetch_all(
+            outcomes = await fetch_all(
                 self.specs,
                 client=o.client,
                 policy=policy,
@@ -64,6 +69,13 @@ class _Job:
             )
         finally:
             progress.close()
+        seconds = time.perf_counter() - started
+        record_report(
+            report_from_outcomes(
+                outcomes, call=self.call, seconds=seconds, paginated=o.paginate is not None
+            )
+        )
+        return outcomes
 
     def finish(self, outcomes: list[Outcome]) -> pd.DataFrame:
         o = self.options
@@ -82,6 +94,54 @@ class _Job:
         if assembled.failures:
             raise FetchError(assembled.frame, assembled.failures, total=len(self.frame))
         return assembled.frame.drop(columns=list(OUTCOME_COLUMNS))
+
+    def preview(self, n: int) -> pd.DataFrame:
+        """The first ``n`` requests as a frame, secrets masked; nothing is sent."""
+        specs = self.specs[:n]
+        if self.options.paginate is not None:
+            specs = [self.options.paginate.first_request(s) for s in specs]
+        columns: dict[str, list[Any]] = {
+            "method": [s.method for s in specs],
+            "url": [_unbrace(mask_url(s.url)) for s in specs],
+            "params": [_mask_value(s.params) for s in specs],
+            "headers": [mask_headers(s.headers) if s.headers else None for s in specs],
+        }
+        if self.options.json is not UNSET:
+            columns["json"] = [_mask_value(s.json) for s in specs]
+        if self.options.data is not None:
+            columns["data"] = [_mask_value(s.data) for s in specs]
+        return pd.DataFrame(columns, index=self.frame.index[: len(specs)])
+
+
+def _check_n(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n= expects a whole number of rows, got {n!r}")
+    if n < 0:
+        raise ValueError(f"n= must be >= 0, got {n!r}")
+    return n
+
+
+def _unbrace(url: str) -> str:
+    return url.replace("%7B", "{").replace("%7D", "}")
+
+
+def _describe_url(url: Any, frame: pd.DataFrame) -> str:
+    if callable(url):
+        return f"<{getattr(url, '__qualname__', type(url).__name__)}>"
+    if url in frame.columns:
+        return f"column {url!r}"
+    return _unbrace(mask_url(url))
+
+
+def _mask_value(value: Any) -> Any:
+    """A params/json/data value with the values of secret-looking keys masked, recursively."""
+    if isinstance(value, Mapping):
+        return {k: MASK if is_secret_name(str(k)) else _mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value):
+            return [(k, MASK if is_secret_name(k) else v) for k, v in value]  # params as pairs
+        return [_mask_value(v) for v in value]
+    return value
 
 
 @pd.api.extensions.register_dataframe_accessor("aapi")
@@ -106,6 +166,17 @@ class DataFrameAccessor:
         job = _Job.prepare("afetch", self._obj, url, dict(options))
         return job.finish(await job.run())
 
+    def preview(self, url: Url, n: int = 5, **options: Unpack[FetchKwargs]) -> pd.DataFrame:
+        """The requests ``fetch(url, **options)`` would send for the first ``n`` rows; sends none.
+
+        One row per request, indexed like the input: ``method``, ``url``, ``params``,
+        ``headers`` (and ``json``/``data`` when given), with secrets shown as ``***``. The
+        requests are built and checked exactly as ``fetch`` builds them, so a missing column or
+        a bad option raises the same error here. With ``paginate=``, the first page's request.
+        """
+        n = _check_n(n)
+        return _Job.prepare("preview", self._obj, url, dict(options)).preview(n)
+
 
 @pd.api.extensions.register_series_accessor("aapi")
 class SeriesAccessor:
@@ -129,3 +200,13 @@ class SeriesAccessor:
         frame, name = self._frame()
         job = _Job.prepare("afetch", frame, name, dict(options), url_is_column=True)
         return job.finish(await job.run())
+
+    def preview(self, n: int = 5, **options: Unpack[FetchKwargs]) -> pd.DataFrame:
+        """The requests ``fetch(**options)`` would send for the first ``n`` URLs; sends none.
+
+        See :meth:`DataFrameAccessor.preview`.
+        """
+        n = _check_n(n)
+        frame, name = self._frame()
+        job = _Job.prepare("preview", frame, name, dict(options), url_is_column=True)
+        return job.preview(n)

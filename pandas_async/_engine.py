@@ -26,12 +26,19 @@ from tenacity import (
 )
 
 from ._limits import HostCooldown, SlidingWindowLimiter
-from ._options import UNSET, Rate, Retry
+from ._options import Rate, Retry
 from ._outcome import AnswerError, Outcome
 from ._paginate import Paginator, fetch_pages
 from ._requests import RequestSpec
 from ._secrets import mask_url, redact, secret_values
-from ._transport import default_client, describe_exception, is_transient
+from ._transport import (
+    AiohttpSender,
+    Answer,
+    HttpxSender,
+    Sender,
+    describe_exception,
+    is_transient,
+)
 
 __all__ = ["EnginePolicy", "fetch_all"]
 
@@ -51,10 +58,10 @@ class EnginePolicy:
 
 
 class _RetryableStatus(Exception):
-    def __init__(self, response: httpx.Response, retry_after: float | None) -> None:
-        self.response = response
+    def __init__(self, answer: Answer, retry_after: float | None) -> None:
+        self.answer = answer
         self.retry_after = retry_after
-        super().__init__(_http_cause(response))
+        super().__init__(_http_cause(answer))
 
 
 class _Attempts:
@@ -67,8 +74,8 @@ class _Attempts:
         self.started: float | None = None
 
 
-def _http_cause(response: httpx.Response) -> str:
-    return f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+def _http_cause(answer: Answer) -> str:
+    return f"HTTP {answer.status_code} {answer.reason_phrase}".rstrip()
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -93,14 +100,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class Engine:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        sender: Sender,
         policy: EnginePolicy,
-        parse: Callable[[httpx.Response], Any],
+        parse: Callable[[Answer], Any],
         *,
         on_done: Callable[[int, Outcome], None] | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
-        self.client = client
+        self.sender = sender
         self.policy = policy
         self.parse = parse
         self.on_done = on_done
@@ -112,9 +119,6 @@ class Engine:
         self.cooldown = HostCooldown()
         retry = policy.retry
         self._backoff = wait_random_exponential(multiplier=retry.backoff, max=retry.max_wait)
-        self._timeout: Any = (
-            policy.timeout if policy.timeout is not None else httpx.USE_CLIENT_DEFAULT
-        )
 
     async def run(self, specs: Sequence[RequestSpec]) -> list[Outcome]:
         jobs: list[tuple[RequestSpec, list[int]]] = []
@@ -130,7 +134,6 @@ class Engine:
                 jobs.append((spec, rows))
 
         outcomes: list[Outcome | None] = [None] * len(specs)
-
         paginate = self.policy.paginate
 
         async def run_job(spec: RequestSpec, rows: list[int]) -> None:
@@ -148,77 +151,84 @@ class Engine:
                 group.create_task(run_job(spec, rows))
         return outcomes  # type: ignore[return-value]
 
-    async def fetch(self, spec: RequestSpec) -> tuple[Outcome, httpx.Response | None]:
+    async def fetch(self, spec: RequestSpec) -> tuple[Outcome, Answer | None]:
         """Send one request under every policy; read its answer. Never raises but on cancel."""
         state = _Attempts()
-        retry = self.policy.retry
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(retry.attempts + 1),
-                wait=self._wait,
-                retry=retry_if_exception(self._retryable),
-                sleep=self.sleep,
-                before_sleep=lambda rs: self._log_retry(spec, rs),
-                reraise=True,
-            ):
-                with attempt:
-                    response = await self._send(spec, state)
+            answer = await self._attempt_all(spec, state)
         except asyncio.CancelledError:
             raise
         except _RetryableStatus as exc:
-            cause = _http_cause(exc.response)
-            return self._failed(spec, state, cause, exc.response.status_code), exc.response
+            answer = exc.answer
+            return self._failed(spec, state, _http_cause(answer), answer.status_code), answer
         except Exception as exc:
             return self._failed(spec, state, describe_exception(exc), None, exc), None
 
         elapsed = time.monotonic() - (state.started or time.monotonic())
-        status = response.status_code
-        if response.is_error:
-            cause = _http_cause(response)
-            return Outcome(None, status, cause, cause, elapsed, state.count), response
+        status = answer.status_code
+        if answer.is_error:
+            cause = _http_cause(answer)
+            return Outcome(None, status, cause, cause, elapsed, state.count), answer
         try:
-            value = self.parse(response)
+            value = self.parse(answer)
         except AnswerError as exc:
             text = redact(str(exc), secret_values(spec.headers, spec.params, spec.url))
-            return Outcome(None, status, text, exc.cause, elapsed, state.count), response
+            return Outcome(None, status, text, exc.cause, elapsed, state.count), answer
         except Exception as exc:
-            return self._failed(spec, state, "parse error", status, exc), response
-        return Outcome(value, status, None, None, elapsed, state.count), response
+            return self._failed(spec, state, "parse error", status, exc), answer
+        return Outcome(value, status, None, None, elapsed, state.count), answer
 
-    async def _send(self, spec: RequestSpec, state: _Attempts) -> httpx.Response:
-        cooldown = self.cooldown
+    async def _attempt_all(self, spec: RequestSpec, state: _Attempts) -> Answer:
+        """The first attempt, then (only if it failed in a retryable way) tenacity's retry loop.
+
+        The success path never builds a retrier: that costs more CPU than aiohttp's whole send.
+        """
         host = spec.host
+        try:
+            return await self._send(spec, host, state)
+        except Exception as exc:
+            if self.policy.retry.attempts == 0 or not self._retryable(exc):
+                raise
+            first_failure = exc
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.policy.retry.attempts + 1),
+            wait=self._wait,
+            retry=retry_if_exception(self._retryable),
+            sleep=self.sleep,
+            before_sleep=lambda rs: self._log_retry(spec, rs),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first_failure  # tenacity waits and counts from the first try's failure
+                return await self._send(spec, host, state)
+        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+    async def _send(self, spec: RequestSpec, host: str, state: _Attempts) -> Answer:
+        cooldown = self.cooldown
+        limiter = self.limiter
         while True:
             await cooldown.wait(host)
             async with self.gate:
                 if cooldown.remaining(host) > 0:
                     continue  # a cool-down began while this one queued: give the slot back
-                slot = await self.limiter.acquire() if self.limiter is not None else None
+                slot = await limiter.acquire() if limiter is not None else None
                 state.count += 1
                 if state.started is None:
                     state.started = time.monotonic()
                 try:
-                    request = self.client.build_request(
-                        spec.method,
-                        spec.url,
-                        params=spec.params,
-                        headers=spec.headers,
-                        json=None if spec.json is UNSET else spec.json,
-                        data=spec.data,
-                        timeout=self._timeout,
-                    )
-                    response = await self.client.send(request)
+                    answer = await self.sender.send(spec)
                 finally:
                     if slot is not None:
-                        self.limiter.release(slot)  # type: ignore[union-attr]
+                        limiter.release(slot)  # type: ignore[union-attr]
             break
-        status = response.status_code
+        status = answer.status_code
         if status in self.policy.retry.statuses:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(answer.headers.get("retry-after"))
             if retry_after is not None and status in _COOLDOWN_STATUSES:
                 cooldown.pause(host, min(retry_after, self.policy.retry.max_wait))
-            raise _RetryableStatus(response, retry_after)
-        return response
+            raise _RetryableStatus(answer, retry_after)
+        return answer
 
     def _retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, _RetryableStatus) or is_transient(exc)
@@ -269,13 +279,18 @@ async def fetch_all(
     *,
     client: httpx.AsyncClient | None,
     policy: EnginePolicy,
-    parse: Callable[[httpx.Response], Any],
+    parse: Callable[[Answer], Any],
     on_done: Callable[[int, Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """One ``Outcome`` per spec, in order. Uses ``client`` as given, or a default one it closes."""
+    """One ``Outcome`` per spec, in order, through ``client`` as given or the default sender."""
     if not specs:
         return []
+    sender: Sender
     if client is not None:
-        return await Engine(client, policy, parse, on_done=on_done).run(specs)
-    async with default_client(concurrency=policy.concurrency, timeout=policy.timeout) as own:
-        return await Engine(own, policy, parse, on_done=on_done).run(specs)
+        sender = HttpxSender(client, policy.timeout)
+    else:
+        sender = AiohttpSender(concurrency=policy.concurrency, timeout=policy.timeout)
+    try:
+        return await Engine(sender, policy, parse, on_done=on_done).run(specs)
+    finally:
+        await sender.aclose()

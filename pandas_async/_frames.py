@@ -19,6 +19,7 @@ import orjson
 import pandas as pd
 
 from ._outcome import AnswerError, Outcome
+from ._transport import Answer
 
 __all__ = ["OUTCOME_COLUMNS", "SCALAR_COLUMN", "SUFFIX", "Assembled", "assemble", "make_parser"]
 
@@ -28,8 +29,8 @@ OUTCOME_COLUMNS = ("_status", "_error", "_elapsed", "_attempts")
 _ROW_KEY = "\x00pandas_async_row"
 
 
-def _parse_json(response: httpx.Response) -> Any:
-    content = response.content
+def _parse_json(answer: Answer) -> Any:
+    content = answer.content
     if not content.strip():
         return None  # 204 No Content, HEAD: nothing to add
     try:
@@ -38,24 +39,24 @@ def _parse_json(response: httpx.Response) -> Any:
         raise AnswerError("invalid JSON", str(exc)) from None
 
 
-def _parse_text(response: httpx.Response) -> Any:
-    return response.text
+def _parse_text(answer: Answer) -> Any:
+    return answer.response.text  # decoded with the charset the server declared
 
 
-def _parse_bytes(response: httpx.Response) -> Any:
-    return response.content
+def _parse_bytes(answer: Answer) -> Any:
+    return answer.content
 
 
-def _parse_csv(response: httpx.Response) -> Any:
+def _parse_csv(answer: Answer) -> Any:
     try:
-        return pd.read_csv(io.BytesIO(response.content))
+        return pd.read_csv(io.BytesIO(answer.content))
     except pd.errors.EmptyDataError:
         return []
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise AnswerError("invalid CSV", str(exc).strip()) from None
 
 
-_PARSERS: dict[str, Callable[[httpx.Response], Any]] = {
+_PARSERS: dict[str, Callable[[Answer], Any]] = {
     "json": _parse_json,
     "text": _parse_text,
     "bytes": _parse_bytes,
@@ -63,8 +64,11 @@ _PARSERS: dict[str, Callable[[httpx.Response], Any]] = {
 }
 
 
-def make_parser(parse: str | Callable[[httpx.Response], Any]) -> Callable[[httpx.Response], Any]:
-    return parse if callable(parse) else _PARSERS[parse]
+def make_parser(parse: str | Callable[[httpx.Response], Any]) -> Callable[[Answer], Any]:
+    """The reader of each answer; a user's callable receives the ``httpx.Response``."""
+    if callable(parse):
+        return lambda answer: parse(answer.response)
+    return _PARSERS[parse]
 
 
 @dataclass(frozen=True)

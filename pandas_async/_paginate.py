@@ -24,6 +24,7 @@ from ._secrets import is_secret_name, redact, secret_values
 
 if TYPE_CHECKING:
     from ._requests import RequestSpec
+    from ._transport import Answer
 
 __all__ = ["Cursor", "LinkHeader", "NextUrl", "Offset", "PageNumber", "Paginator", "fetch_pages"]
 
@@ -280,7 +281,7 @@ def _page_key(spec: RequestSpec) -> Hashable:
 
 
 async def fetch_pages(
-    fetch: Callable[[RequestSpec], Awaitable[tuple[Outcome, httpx.Response | None]]],
+    fetch: Callable[[RequestSpec], Awaitable[tuple[Outcome, Answer | None]]],
     spec: RequestSpec,
     paginator: Paginator,
     record_path: str | list[str] | None,
@@ -299,11 +300,11 @@ async def fetch_pages(
     attempts, elapsed, so_far, number = 0, 0.0, 0, 0
     limit = paginator.page_limit
     while True:
-        outcome, response = await fetch(spec)
+        outcome, answer = await fetch(spec)
         number += 1
         attempts += outcome.attempts
         elapsed += outcome.elapsed
-        if not outcome.ok or response is None:
+        if not outcome.ok or answer is None:
             return Outcome(collected or None, outcome.status, outcome.error, outcome.cause,
                            elapsed, attempts, number)  # fmt: skip
         records = page_records(outcome.value, record_path)
@@ -326,7 +327,7 @@ async def fetch_pages(
         if not records or (limit is not None and number >= limit):
             return done
         page = Page(number=number, records=len(records), records_so_far=so_far,
-                    response=response, value=outcome.value)  # fmt: skip
+                    response=answer.response, value=outcome.value)  # fmt: skip
         try:
             following = paginator.next_request(spec, page)
         except Exception as exc:

@@ -272,6 +272,13 @@ def build_requests(
         if headers is not None:
             kwargs["headers"] = {str(k): str(v) for k, v in headers.items()}
         specs.append(RequestSpec(method, target, **kwargs))
+    if options.client is None:
+        for label, spec in zip(frame.index, specs, strict=True):
+            if not spec.url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"row {label!r}: {spec.url[:80]!r} is not an http(s) URL; a relative URL "
+                    "needs client=httpx.AsyncClient(base_url=...)"
+                )
     return specs
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 import pandas_async
 
-REQUIRED = {"FetchError", "Retry", "__version__"}
+REQUIRED = {"FetchError", "Report", "Retry", "__version__", "last_report"}
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -62,7 +62,11 @@ def test_accessors_have_documented_methods() -> None:
     frame_accessor = pd.DataFrame({"a": [1]}).aapi
     series_accessor = pd.Series(["http://x/"]).aapi
     for accessor in (frame_accessor, series_accessor):
-        for name in ("fetch", "afetch"):
+        for name in ("fetch", "afetch", "preview"):
             method = getattr(accessor, name)
             assert callable(method)
             assert method.__doc__
+
+
+def test_all_is_sorted() -> None:
+    assert pandas_async.__all__ == sorted(pandas_async.__all__)

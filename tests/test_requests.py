@@ -265,3 +265,18 @@ def test_redirects_are_followed_by_default(server: TestServer) -> None:
     out = df.aapi.fetch(server.url + "/redirect", params={"to": "/users/{user_id}"})
     assert out["name"].tolist() == ["User 2", "User 3"]
     assert server.count("/users/") == 2
+
+
+def test_relative_url_without_a_client_is_refused_before_sending(server: TestServer) -> None:
+    df = pd.DataFrame({"id": [1, 2]}, index=["a", "b"])
+    with pytest.raises(ValueError, match=r"row 'a'.*base_url"):
+        df.aapi.fetch("/users/{id}")
+    assert server.requests == []
+
+
+def test_a_url_column_with_unsafe_characters_is_encoded_not_rejected(server: TestServer) -> None:
+    df = pd.DataFrame({"url": [server.url + "/echo/a b/ü?q=x y"]})
+    out = df.aapi.fetch("url", errors="collect")
+    assert out["_status"].tolist() == [200]
+    (seen,) = server.requests
+    assert seen.raw_path.startswith("/echo/a%20b/%C3%BC")

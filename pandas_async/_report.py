@@ -1,0 +1,280 @@
+"""What happened in one fetch: rows by status and cause, requests, retries, pages, latency.
+
+``pandas_async.last_report()`` returns the :class:`Report` of the last ``fetch``/``afetch`` that ran
+(in any thread), recorded when its requests were done, whether or not it then raised
+``FetchError``. A call that stops before sending anything (a bad option) records nothing.
+
+Everything is computed from the per-row outcomes. Rows that shared one request (``dedupe``)
+share one ``Outcome`` object, so request-level numbers (requests, retries, pages, latency) count
+it once, while row-level numbers (statuses, causes) count every row, as ``FetchError.counts``
+and the ``_status`` column do. There is no answer cache yet, so there are no cache hits to count.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._outcome import Outcome
+
+__all__ = ["Report", "last_report", "record_report", "report_from_outcomes"]
+
+PERCENTILES = (50, 90, 99)
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); NaN when empty."""
+    if not sorted_values:
+        return math.nan
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    weight = position - low
+    return sorted_values[low] * (1.0 - weight) + sorted_values[high] * weight
+
+
+def _ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "n/a"
+    if seconds < 10:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s"
+
+
+def _status_name(status: int | None) -> str:
+    return "no answer" if status is None else str(status)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """What happened in one ``fetch``/``afetch`` call.
+
+    ``rows``            input rows; ``ok_rows`` + ``failed_rows`` == ``rows``
+    ``shared_rows``     rows answered by another row's identical request (``dedupe``)
+    ``requests``        HTTP requests sent: first tries, retries and pages
+    ``distinct``        distinct requests (or paginated rows) after dedupe
+    ``retries``         attempts beyond the first, summed over requests and pages
+    ``pages``           pages fetched when ``paginate=`` was given, else ``None``
+    ``statuses``        rows by final HTTP status (``None``: no answer came)
+    ``causes``          failed rows by cause, as ``FetchError.counts``
+    ``latencies``       seconds per distinct request, first attempt to final answer, retries and
+                        waits included (a paginated row's pages added up); unsent ones left out
+    ``seconds``         wall time of the call
+
+    ``p50``, ``p90``, ``p99`` are latency percentiles; ``str(report)`` is a text summary, Jupyter
+    shows an HTML table, and ``report.plot()`` draws the latency histogram (needs matplotlib).
+    """
+
+    call: str
+    rows: int
+    failed_rows: int
+    shared_rows: int
+    requests: int
+    distinct: int
+    retries: int
+    pages: int | None
+    statuses: Mapping[int | None, int] = field(default_factory=dict)
+    causes: Mapping[str, int] = field(default_factory=dict)
+    latencies: tuple[float, ...] = ()
+    seconds: float = 0.0
+
+    # -- derived numbers ------------------------------------------------------------------------
+
+    @property
+    def ok_rows(self) -> int:
+        return self.rows - self.failed_rows
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else math.nan
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else math.nan
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) of the request latencies, in seconds."""
+        if not 0 <= q <= 100:
+            raise ValueError(f"q must be between 0 and 100, got {q!r}")
+        return _percentile(sorted(self.latencies), q)
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p90(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(99)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts and latency percentiles as plain values (for logging or a DataFrame)."""
+        return {
+            "call": self.call,
+            "rows": self.rows,
+            "ok_rows": self.ok_rows,
+            "failed_rows": self.failed_rows,
+            "shared_rows": self.shared_rows,
+            "requests": self.requests,
+            "distinct": self.distinct,
+            "retries": self.retries,
+            "pages": self.pages,
+            "statuses": dict(self.statuses),
+            "causes": dict(self.causes),
+            "seconds": self.seconds,
+            "requests_per_second": self.requests_per_second,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p99": self.p99,
+        }
+
+    # -- display --------------------------------------------------------------------------------
+
+    def _lines(self) -> list[tuple[str, str]]:
+        rows = f"{self.ok_rows} ok, {self.failed_rows} failed"
+        if self.shared_rows:
+            rows += f", {self.shared_rows} answered by a shared request (dedupe)"
+        requests = (
+            f"{self.requests} sent ({self.distinct} distinct, {self.retries} retries"
+            + (f", {self.pages} pages" if self.pages is not None else "")
+            + f"), {self.requests_per_second:.1f}/s"
+        )
+        statuses = ", ".join(
+            f"{_status_name(s)}: {n}"
+            for s, n in sorted(self.statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+        )
+        lines = [("rows", rows), ("requests", requests), ("status", statuses or "-")]
+        if self.causes:
+            causes = ", ".join(
+                f"{cause}: {n}" for cause, n in sorted(self.causes.items(), key=lambda kv: -kv[1])
+            )
+            lines.append(("failures", causes))
+        if self.latencies:
+            latency = ", ".join(f"p{q} {_ms(self.percentile(q))}" for q in PERCENTILES)
+            latency += f", max {_ms(max(self.latencies))}"
+        else:
+            latency = "n/a (no request sent)"
+        lines.append(("latency", latency))
+        return lines
+
+    def _title(self) -> str:
+        return (
+            f"pandas_async report: {self.call}\n"
+            f"{self.rows} rows in {self.seconds:.2f} s ({self.rows_per_second:.1f} rows/s)"
+        )
+
+    def __str__(self) -> str:
+        body = "\n".join(f"  {name:<9} {text}" for name, text in self._lines())
+        return f"{self._title()}\n{body}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's text repr
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        title, subtitle = self._title().split("\n")
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
+            f"<td style='text-align:left'>{html.escape(text)}</td></tr>"
+            for name, text in self._lines()
+        )
+        return (
+            f"<div><b>{html.escape(title)}</b><br>{html.escape(subtitle)}"
+            f"<table>{rows}</table></div>"
+        )
+
+    def plot(self, ax: Any = None, *, bins: int = 30) -> Any:
+        """Histogram of the request latencies (ms), percentiles marked; returns the Axes."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "Report.plot() needs matplotlib: pip install 'pandas-async[notebook]'"
+            ) from exc
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3))
+        values = [v * 1000 for v in self.latencies]
+        ax.hist(values, bins=bins, color="#4c72b0", alpha=0.85)
+        for q, style in zip(PERCENTILES, ("-", "--", ":"), strict=True):
+            if values:
+                ax.axvline(self.percentile(q) * 1000, color="#c44e52", linestyle=style,
+                           label=f"p{q} {_ms(self.percentile(q))}")  # fmt: skip
+        ax.set_xlabel("latency per request (ms)")
+        ax.set_ylabel("requests")
+        ax.set_title(f"{self.distinct} requests, {self.rows} rows")
+        if values:
+            ax.legend()
+        return ax
+
+
+def report_from_outcomes(
+    outcomes: Sequence[Outcome], *, call: str, seconds: float, paginated: bool
+) -> Report:
+    """The report of one call, from its per-row outcomes (rows sharing a request share one)."""
+    distinct: dict[int, Outcome] = {}
+    statuses: Counter[int | None] = Counter()
+    causes: Counter[str] = Counter()
+    failed = 0
+    for outcome in outcomes:
+        distinct.setdefault(id(outcome), outcome)
+        statuses[outcome.status] += 1
+        if not outcome.ok:
+            failed += 1
+            causes[outcome.cause or "error"] += 1
+    requests = retries = pages = 0
+    latencies: list[float] = []
+    for outcome in distinct.values():
+        sent_pages = min(outcome.pages, outcome.attempts)
+        requests += outcome.attempts
+        retries += outcome.attempts - sent_pages
+        pages += sent_pages
+        if outcome.attempts:
+            latencies.append(outcome.elapsed)
+    return Report(
+        call=call,
+        rows=len(outcomes),
+        failed_rows=failed,
+        shared_rows=len(outcomes) - len(distinct),
+        requests=requests,
+        distinct=len(distinct),
+        retries=retries,
+        pages=pages if paginated else None,
+        statuses=dict(statuses),
+        causes=dict(causes),
+        latencies=tuple(latencies),
+        seconds=seconds,
+    )
+
+
+_lock = threading.Lock()
+_last: Report | None = None
+
+
+def record_report(report: Report) -> None:
+    global _last
+    with _lock:
+        _last = report
+
+
+def last_report() -> Report | None:
+    """The :class:`Report` of the last ``fetch``/``afetch`` that sent its requests, or ``None``.
+
+    >>> enriched = users.aapi.fetch(url)  # doctest: +SKIP
+    >>> pandas_async.last_report()         # doctest: +SKIP
+    pandas_async report: fetch GET https://api.example.com/users/{user_id}
+    3 rows in 0.21 s (14.3 rows/s)
+      rows      3 ok, 0 failed
+      ...
+    """
+    with _lock:
+        return _last
