@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -18,28 +20,47 @@ POSTFIX_EVERY = 0.5
 class Progress:
     """Rows done, with failed rows, retries and requests/s in the postfix.
 
-    ``enabled=None`` shows the bar only once the call has run for ``AUTO_DELAY`` seconds;
-    ``True`` shows it at once and leaves it on screen; ``False`` never shows it. ``update`` is
-    called once per distinct request (``rows`` is how many rows shared its answer).
+    ``enabled=True`` shows the bar at once and leaves it on screen; ``False`` never shows it;
+    ``None`` creates it once the call has run for ``AUTO_DELAY`` seconds (a timer on the running
+    event loop) and removes it at the end, so a quick call draws nothing and, in Jupyter,
+    creates no widget at all. ``update`` is called once per distinct request (``rows`` is how
+    many rows shared it). Create, update and close it on the event loop that runs the fetch.
     """
 
     def __init__(self, total: int, enabled: bool | None) -> None:
         self._bar: Any = None
+        self._total = total
+        self._enabled = enabled
+        self._done = 0
         self._failed = 0
         self._requests = 0
         self._retries = 0
         self._started = time.monotonic()
         self._last_postfix = 0.0
-        if enabled is False or total == 0:
+        self._timer: asyncio.TimerHandle | None = None
+        if total == 0 or enabled is False:
             return
+        if enabled:
+            self._open()
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: see update()
+            self._timer = asyncio.get_running_loop().call_later(AUTO_DELAY, self._open_if_slow)
+
+    def _open_if_slow(self) -> None:
+        self._timer = None
+        if self._bar is None and self._done < self._total:
+            self._open()
+            self._bar.set_postfix_str(self.postfix)
+
+    def _open(self) -> None:
         from tqdm.auto import tqdm
 
         self._bar = tqdm(
-            total=total,
+            total=self._total,
+            initial=self._done,
             unit="row",
             desc="pandas_async",
-            delay=0.0 if enabled else AUTO_DELAY,
-            leave=bool(enabled),
+            leave=bool(self._enabled),
             dynamic_ncols=True,
         )
 
@@ -55,16 +76,22 @@ class Progress:
         self._retries += outcome.attempts - min(outcome.pages, outcome.attempts)
         if not outcome.ok:
             self._failed += rows
+        now = time.monotonic()
         bar = self._bar
         if bar is None:
+            self._done += rows
+            if self._enabled is None and self._timer is None and now - self._started >= AUTO_DELAY:
+                self._open_if_slow()
             return
         bar.update(rows)
-        now = time.monotonic()
         if now - self._last_postfix > POSTFIX_EVERY:
             self._last_postfix = now
             bar.set_postfix_str(self.postfix, refresh=False)
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._bar is not None:
             self._bar.set_postfix_str(self.postfix, refresh=False)
             self._bar.close()

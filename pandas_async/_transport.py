@@ -17,7 +17,9 @@ something asks for one. aiohttp errors are mapped to their httpx counterparts on
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
+import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,6 +27,7 @@ import aiohttp
 import httpx
 import orjson
 import yarl
+from aiohttp.helpers import get_env_proxy_for_url
 
 from ._options import UNSET
 from ._requests import RequestSpec
@@ -49,6 +52,8 @@ _ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] =
     (aiohttp.ClientConnectionError, httpx.NetworkError),
     (aiohttp.ClientError, httpx.TransportError),
 )
+# An absolute URL made only of characters that need no encoding (RFC 3986), and valid escapes.
+_CLEAN_URL = re.compile(r"https?://(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*\Z")
 _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
@@ -155,8 +160,9 @@ class HttpxSender(Sender):
 class AiohttpSender(Sender):
     """The default: one aiohttp session for the call, ``concurrency`` connections, TLS verified.
 
-    Follows redirects, takes proxies from the environment, keeps cookies for the call, and is
-    closed at the end of it. It is made on the running loop, the one it belongs to.
+    Follows redirects, takes proxies from the environment (HTTP(S)_PROXY, NO_PROXY), keeps
+    cookies for the call, and is closed at the end of it. It is made on the running loop, the
+    one it belongs to.
     """
 
     def __init__(self, *, concurrency: int, timeout: httpx.Timeout | None) -> None:
@@ -169,15 +175,31 @@ class AiohttpSender(Sender):
             connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ssl=context),
             headers={"User-Agent": USER_AGENT},
             timeout=self._timeout,
-            trust_env=True,
+            # aiohttp's trust_env looks up proxies and .netrc in a thread on every request;
+            # the environment's proxies are looked up here instead, once per scheme and host.
+            trust_env=False,
         )
+        self._env_proxies = bool(urllib.request.getproxies())
+        self._proxies: dict[tuple[str, str | None], tuple[yarl.URL | None, Any]] = {}
+
+    def _proxy_for(self, url: yarl.URL) -> tuple[yarl.URL | None, Any]:
+        if not self._env_proxies:
+            return None, None
+        key = (url.scheme, url.host)
+        if key not in self._proxies:
+            try:
+                self._proxies[key] = get_env_proxy_for_url(url)
+            except LookupError:  # no proxy for this scheme, or the host is in NO_PROXY
+                self._proxies[key] = (None, None)
+        return self._proxies[key]
 
     async def send(self, spec: RequestSpec) -> Answer:
         # httpx encodes params and fixes unsafe characters exactly as for a user's client.
-        target = httpx.URL(spec.url)
-        if spec.params:
-            target = target.copy_merge_params(spec.params)
-        url = str(target)
+        url = spec.url
+        if spec.params or not _CLEAN_URL.match(url):
+            # httpx encodes params and unsafe characters exactly as it would for a user's client.
+            target = httpx.URL(url)
+            url = str(target.copy_merge_params(spec.params) if spec.params else target)
         body: Any = None
         headers = spec.headers
         if spec.json is not UNSET and spec.json is not None:
@@ -185,12 +207,16 @@ class AiohttpSender(Sender):
             headers = {"Content-Type": "application/json", **(headers or {})}
         elif spec.data is not None:
             body = spec.data
+        target_url = yarl.URL(url, encoded=True)  # exactly as encoded: no re-normalising
+        proxy, proxy_auth = self._proxy_for(target_url)
         with _map_errors(url):
             async with self._session.request(
                 spec.method,
-                yarl.URL(url, encoded=True),  # exactly as encoded: no re-normalising
+                target_url,
                 headers=headers,
                 data=body,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as response:
                 content = await response.read()
         return Answer(
