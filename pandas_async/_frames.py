@@ -100,67 +100,87 @@ def assemble(
     sep: str = ".",
     prefix: str | None = None,
 ) -> Assembled:
-    """Join ``outcomes`` (one per row of ``frame``) back onto ``frame``."""
+    """Join ``outcomes`` (one per row of ``frame``) back onto ``frame``.
+
+    Rows that shared a request (dedupe) share one ``Outcome`` object: each distinct answer is
+    flattened once and its records are then taken for every row that asked.
+    """
     n = len(frame)
-    outcomes = list(outcomes)
+    # Distinct outcomes, in first-seen order, and which one each row has.
+    distinct: list[Outcome] = []
+    seen: dict[int, int] = {}
+    row_u = np.empty(n, dtype=np.intp)
+    for i, o in enumerate(outcomes):
+        k = seen.get(id(o))
+        if k is None:
+            k = seen[id(o)] = len(distinct)
+            distinct.append(o)
+        row_u[i] = k
+
     if how == "auto":
         rows_mode = record_path is not None or any(
-            isinstance(o.value, list | pd.DataFrame) for o in outcomes
+            isinstance(o.value, list | pd.DataFrame) for o in distinct
         )
     else:
         rows_mode = how == "rows"
 
-    owners: list[int] = []  # input position of each record
+    owners: list[int] = []  # the distinct outcome each record came from, ascending
     if not rows_mode:
         records = []
-        for i, o in enumerate(outcomes):
+        for k, o in enumerate(distinct):
             if o.value is not None:
                 records.append(_as_record(o.value))
-                owners.append(i)
+                owners.append(k)
         normalized = _normalize(records, sep=sep, max_level=max_level)
     elif record_path is None:
         records = []
-        for i, o in enumerate(outcomes):
+        for k, o in enumerate(distinct):
             if o.value is not None:  # a failed row may still carry the pages fetched before
                 items = _records_of(o.value)
                 records.extend(_as_record(r) for r in items)
-                owners.extend([i] * len(items))
+                owners.extend([k] * len(items))
         normalized = _normalize(records, sep=sep, max_level=max_level)
     else:
         normalized, owners = _normalize_paths(
-            outcomes, record_path=record_path, meta=meta, sep=sep, max_level=max_level
+            distinct, record_path=record_path, meta=meta, sep=sep, max_level=max_level
         )
+    outcomes = [distinct[k] for k in row_u]  # _normalize_paths may have failed some
 
-    counts = np.bincount(np.asarray(owners, dtype=np.intp), minlength=n) if n else np.zeros(0, int)
+    # Each row gets max(1, its records) output rows; `source` says which normalized record fills
+    # each output row (-1: none, the row keeps empty response columns).
+    count_u = np.bincount(np.asarray(owners, dtype=np.intp), minlength=len(distinct))
+    first_u = np.cumsum(count_u) - count_u
+    counts = count_u[row_u]
     reps = np.maximum(counts, 1)
     take = np.repeat(np.arange(n), reps)
     total = len(take)
-    # Output position of each record: the first slot of its input row plus its rank within the row.
-    owner_arr = np.asarray(owners, dtype=np.intp)
-    starts = np.cumsum(reps) - reps
-    if len(owner_arr):
-        first_of_owner = np.cumsum(counts) - counts
-        rank = np.arange(len(owner_arr)) - first_of_owner[owner_arr]
-        positions = starts[owner_arr] + rank
-    else:
-        positions = owner_arr
+    source = np.full(total, -1, dtype=np.intp)
+    has = counts > 0
+    if has.any():
+        c = counts[has]
+        rank = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
+        slots = np.repeat((np.cumsum(reps) - reps)[has], c) + rank
+        source[slots] = np.repeat(first_u[row_u[has]], c) + rank
 
     base = frame.take(take)
     index = base.index
     base = base.reset_index(drop=True)
-    if len(positions) == total and (total == 0 or np.array_equal(positions, np.arange(total))):
-        new = normalized.reset_index(drop=True)
+    normalized = normalized.reset_index(drop=True)
+    if total == len(normalized) and np.array_equal(source, np.arange(total)):
+        new = normalized  # one record per row, in order: nothing to move
+    elif (source >= 0).all():
+        new = normalized.take(source).reset_index(drop=True)
     else:
-        normalized.index = pd.RangeIndex(len(normalized)) if not len(positions) else positions
-        new = normalized.reindex(pd.RangeIndex(total))
+        new = normalized.reindex(source).reset_index(drop=True)  # -1: all-missing row
 
     reserved = {str(c) for c in frame.columns} | set(OUTCOME_COLUMNS)
     new.columns = _new_names([str(c) for c in new.columns], reserved, prefix)
 
-    status = pd.array([o.status for o in outcomes], dtype="Int64").take(take)
-    error = pd.array([o.error for o in outcomes], dtype="string").take(take)
-    elapsed = np.fromiter((o.elapsed for o in outcomes), dtype=np.float64, count=n)[take]
-    attempts = np.fromiter((o.attempts for o in outcomes), dtype=np.int64, count=n)[take]
+    take_u = row_u[take]  # outcome columns: read once per distinct outcome, then taken
+    status = pd.array([o.status for o in distinct], dtype="Int64").take(take_u)
+    error = pd.array([o.error for o in distinct], dtype="string").take(take_u)
+    elapsed = np.fromiter((o.elapsed for o in distinct), np.float64, len(distinct))[take_u]
+    attempts = np.fromiter((o.attempts for o in distinct), np.int64, len(distinct))[take_u]
     outcome_cols = pd.DataFrame(
         {"_status": status, "_error": error, "_elapsed": elapsed, "_attempts": attempts}
     )
