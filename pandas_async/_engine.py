@@ -8,6 +8,7 @@ what to do with failed rows. Only cancellation (and bugs) propagate.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import logging
 import time
@@ -74,6 +75,29 @@ class _Attempts:
         self.started: float | None = None
 
 
+class _Admission:
+    """A row's place among the rows started; given back once, when it ends or first waits."""
+
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore: asyncio.Semaphore | None = semaphore
+
+    def release(self) -> None:
+        if self._semaphore is not None:
+            self._semaphore.release()
+            self._semaphore = None
+
+
+_ADMISSION: contextvars.ContextVar[_Admission] = contextvars.ContextVar("pandas_async_admission")
+
+
+def _release_admission() -> None:
+    place = _ADMISSION.get(None)
+    if place is not None:
+        place.release()
+
+
 def _http_cause(answer: Answer) -> str:
     return f"HTTP {answer.status_code} {answer.reason_phrase}".rstrip()
 
@@ -136,11 +160,22 @@ class Engine:
         outcomes: list[Outcome | None] = [None] * len(specs)
         paginate = self.policy.paginate
 
-        async def run_job(spec: RequestSpec, rows: list[int]) -> None:
-            if paginate is None:
-                outcome, _ = await self.fetch(spec)
-            else:
-                outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
+        # Rows start as slots free up instead of all at once: 20,000 waiting tasks cost memory
+        # and scheduling. A row waiting to retry gives its place back (see _attempt_all), so
+        # rows in backoff never keep new rows from starting.
+        admission = asyncio.Semaphore(2 * self.policy.concurrency + 8)
+
+        async def run_job(spec: RequestSpec, rows: list[int], place: _Admission) -> None:
+            _ADMISSION.set(place)
+            try:
+                if paginate is None:
+                    outcome, _ = await self.fetch(spec)
+                else:
+                    outcome = await fetch_pages(
+                        self.fetch, spec, paginate, self.policy.record_path
+                    )
+            finally:
+                place.release()
             for i in rows:
                 outcomes[i] = outcome
             if self.on_done is not None:
@@ -148,7 +183,8 @@ class Engine:
 
         async with asyncio.TaskGroup() as group:
             for spec, rows in jobs:
-                group.create_task(run_job(spec, rows))
+                await admission.acquire()
+                group.create_task(run_job(spec, rows, _Admission(admission)))
         return outcomes  # type: ignore[return-value]
 
     async def fetch(self, spec: RequestSpec) -> tuple[Outcome, Answer | None]:
@@ -190,6 +226,7 @@ class Engine:
             if self.policy.retry.attempts == 0 or not self._retryable(exc):
                 raise
             first_failure = exc
+        _release_admission()  # waiting to retry: let another row start meanwhile
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.policy.retry.attempts + 1),
             wait=self._wait,
@@ -208,7 +245,9 @@ class Engine:
         cooldown = self.cooldown
         limiter = self.limiter
         while True:
-            await cooldown.wait(host)
+            if cooldown.remaining(host) > 0:
+                _release_admission()  # a cooling host must not hold up rows for other hosts
+                await cooldown.wait(host)
             async with self.gate:
                 if cooldown.remaining(host) > 0:
                     continue  # a cool-down began while this one queued: give the slot back
