@@ -422,3 +422,41 @@ def test_dedupe_shares_failures_too(server: TestServer) -> None:
     out = df.aapi.fetch(server.url + "/users/{user_id}", errors="collect")
     assert server.count("/users/") == 2
     assert out["_status"].tolist() == [404, 404, 200]
+
+
+# -- rows waiting never hold up other rows ----------------------------------------------------
+
+
+def _start_times(server: TestServer, prefix: str) -> list[float]:
+    return server.arrivals(prefix)
+
+
+def test_rows_waiting_to_retry_do_not_hold_up_new_rows(server: TestServer) -> None:
+    # Twelve rows answer 500 + Retry-After: 1 (no cool-down for a 500) and wait a second to
+    # retry; the thirteenth row must not wait for them.
+    urls = [f"{server.url}/flaky/{unique()}?fail=1&status=500&retry_after=1" for _ in range(12)]
+    urls.append(f"{server.url}/users/1")
+    started = time.monotonic()
+    out = pd.DataFrame({"url": urls}).aapi.fetch(
+        "url", concurrency=1, retries=pandas_async.Retry(attempts=1, backoff=0.01, max_wait=5)
+    )
+    assert out["name"].iloc[-1] == "User 1"
+    (arrival,) = _start_times(server, "/users/")
+    assert arrival - started < 0.6
+
+
+def test_a_cooling_host_does_not_hold_up_rows_for_another_host(server: TestServer) -> None:
+    # 127.0.0.1 answers 429 + Retry-After: 1, which pauses every row to it; a row for
+    # localhost (another host, same test server) goes ahead meanwhile.
+    port = server.url.rsplit(":", 1)[1]
+    urls = [f"{server.url}/flaky/{unique()}?fail=1&status=429&retry_after=1"]
+    urls += [f"{server.url}/flaky/{unique()}?fail=0" for _ in range(11)]
+    urls.append(f"http://localhost:{port}/users/2")
+    started = time.monotonic()
+    out = pd.DataFrame({"url": urls}).aapi.fetch(
+        "url", concurrency=1, retries=pandas_async.Retry(attempts=1, backoff=0.01, max_wait=5)
+    )
+    assert out["name"].iloc[-1] == "User 2"
+    (arrival,) = _start_times(server, "/users/")
+    assert arrival - started < 0.6
+    assert min(_start_times(server, "/flaky/")[1:]) >= started + 1.0 - CLOCK_TOLERANCE
