@@ -51,7 +51,7 @@ _COOLDOWN_STATUSES = frozenset({429, 503})
 class EnginePolicy:
     concurrency: int
     rate: Rate | None
-    timeout: httpx.Timeout | None  # None: the client's own
+    timeout: float | httpx.Timeout | None  # None: the client's own
     retry: Retry
     dedupe: bool
     paginate: Paginator | None = None

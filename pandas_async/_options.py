@@ -185,7 +185,7 @@ class FetchOptions:
     client: httpx.AsyncClient | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     rate: Rate | None = None
-    timeout: httpx.Timeout | None = None  # None: the client's own timeout
+    timeout: float | httpx.Timeout | None = None  # None: the client's own timeout
     retry: Retry = field(default_factory=Retry)
     dedupe: bool = True
     parse: str | Callable[[httpx.Response], Any] = "json"
@@ -288,15 +288,16 @@ class FetchOptions:
         )
 
 
-def _timeout(value: Any, client: httpx.AsyncClient | None) -> httpx.Timeout | None:
+def _timeout(value: Any, client: httpx.AsyncClient | None) -> float | httpx.Timeout | None:
+    """Seconds per attempt (a float), per phase (an ``httpx.Timeout``), or None: the client's."""
     if value is UNSET:
-        return None if client is not None else httpx.Timeout(DEFAULT_TIMEOUT)
+        return None if client is not None else DEFAULT_TIMEOUT
     if value is None:
         return httpx.Timeout(None)
     if isinstance(value, httpx.Timeout):
         return value
     _check_number("timeout=", value, minimum=0.0, strict=True, extra=" or an httpx.Timeout")
-    return httpx.Timeout(float(value))
+    return float(value)
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:

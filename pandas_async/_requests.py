@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -41,10 +41,11 @@ class RequestSpec:
 
     @property
     def host(self) -> str:
-        try:
-            return urlsplit(self.url).netloc
-        except ValueError:
-            return ""
+        """The URL's authority (``host:port``), the key of the per-host cool-down."""
+        authority = self.url.partition("://")[2]
+        for end in "/?#":
+            authority = authority.partition(end)[0]
+        return authority
 
 
 def _freeze(value: Any) -> Hashable:

@@ -16,11 +16,10 @@ something asks for one. aiohttp errors are mapped to their httpx counterparts on
 
 from __future__ import annotations
 
-import contextlib
 import re
 import ssl
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -57,16 +56,12 @@ _CLEAN_URL = re.compile(r"https?://(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9
 _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
-@contextlib.contextmanager
-def _map_errors(url: str) -> Iterator[None]:
-    try:
-        yield
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        for source, target in _ERROR_MAP:
-            if isinstance(exc, source):
-                message = str(exc) or source.__name__
-                raise target(message, request=httpx.Request("GET", url)) from exc
-        raise  # pragma: no cover - ClientError is the last entry
+def _as_httpx_error(exc: BaseException, url: str) -> httpx.TransportError | None:
+    """The httpx counterpart of an aiohttp failure (None: not a transport failure)."""
+    for source, target in _ERROR_MAP:
+        if isinstance(exc, source):
+            return target(str(exc) or source.__name__, request=httpx.Request("GET", url))
+    return None
 
 
 class Answer:
@@ -85,7 +80,7 @@ class Answer:
         headers: Mapping[str, str],
         content: bytes,
         method: str,
-        url: str,
+        url: str | yarl.URL,
         response: httpx.Response | None = None,
     ) -> None:
         self.status_code = status_code
@@ -121,7 +116,7 @@ class Answer:
                 self.status_code,
                 headers=headers,
                 content=self.content,
-                request=httpx.Request(self.method, self.url),
+                request=httpx.Request(self.method, str(self.url)),
                 extensions={"reason_phrase": self.reason_phrase.encode("ascii", "replace")},
             )
         return self._response
@@ -140,9 +135,11 @@ class Sender:
 class HttpxSender(Sender):
     """Through the user's own ``httpx.AsyncClient``, which we neither configure nor close."""
 
-    def __init__(self, client: httpx.AsyncClient, timeout: httpx.Timeout | None) -> None:
+    def __init__(self, client: httpx.AsyncClient, timeout: float | httpx.Timeout | None) -> None:
         self.client = client
-        self._timeout: Any = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
+        self._timeout: Any = (
+            httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
+        )
 
     async def send(self, spec: RequestSpec) -> Answer:
         request = self.client.build_request(
@@ -165,11 +162,15 @@ class AiohttpSender(Sender):
     one it belongs to.
     """
 
-    def __init__(self, *, concurrency: int, timeout: httpx.Timeout | None) -> None:
-        t = timeout if timeout is not None else httpx.Timeout(10.0)
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=t.pool, sock_connect=t.connect, sock_read=t.read
-        )
+    def __init__(self, *, concurrency: int, timeout: float | httpx.Timeout | None) -> None:
+        if isinstance(timeout, httpx.Timeout):  # per phase, as httpx means it
+            self._timeout = aiohttp.ClientTimeout(
+                total=None, connect=timeout.pool, sock_connect=timeout.connect,
+                sock_read=timeout.read,
+            )  # fmt: skip
+        else:  # seconds for the whole attempt, first byte sent to last byte read
+            seconds = 10.0 if timeout is None else timeout
+            self._timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=seconds)
         context: ssl.SSLContext = httpx.create_ssl_context()  # certifi's CAs, as httpx uses
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ssl=context),
@@ -194,7 +195,6 @@ class AiohttpSender(Sender):
         return self._proxies[key]
 
     async def send(self, spec: RequestSpec) -> Answer:
-        # httpx encodes params and fixes unsafe characters exactly as for a user's client.
         url = spec.url
         if spec.params or not _CLEAN_URL.match(url):
             # httpx encodes params and unsafe characters exactly as it would for a user's client.
@@ -209,7 +209,7 @@ class AiohttpSender(Sender):
             body = spec.data
         target_url = yarl.URL(url, encoded=True)  # exactly as encoded: no re-normalising
         proxy, proxy_auth = self._proxy_for(target_url)
-        with _map_errors(url):
+        try:
             async with self._session.request(
                 spec.method,
                 target_url,
@@ -219,13 +219,18 @@ class AiohttpSender(Sender):
                 proxy_auth=proxy_auth,
             ) as response:
                 content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            mapped = _as_httpx_error(exc, url)
+            if mapped is None:  # pragma: no cover - ClientError is the last entry of the map
+                raise
+            raise mapped from exc
         return Answer(
             response.status,
             response.reason or "",
             response.headers,
             content,
             spec.method,
-            str(response.url),
+            response.url,
         )
 
     async def aclose(self) -> None:

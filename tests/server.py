@@ -243,6 +243,19 @@ def build_app(state: ServerState) -> web.Application:
         await asyncio.sleep(delay)
         return _json({"delay": delay, "id": request.query.get("id")})
 
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        """A JSON list sent in ``chunks`` pieces, ``interval`` seconds apart."""
+        chunks, interval = _int(request, "chunks", 6), _float(request, "interval", 0.1)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b"[")
+        for i in range(chunks):
+            await asyncio.sleep(interval)
+            await response.write(f"{',' if i else ''}{{\"i\": {i}}}".encode())
+        await response.write(b"]")
+        await response.write_eof()
+        return response
+
     async def flaky(request: web.Request) -> web.Response:
         key = request.match_info["key"]
         n = state.next_call(key)
@@ -461,6 +474,7 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.router.add_route("*", "/record", record)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/trickle", trickle)
     app.router.add_route("*", "/flaky/{key}", flaky)
     app.router.add_get("/drop", drop)
     app.router.add_get("/drop/{key}", drop)

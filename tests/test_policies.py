@@ -460,3 +460,22 @@ def test_a_cooling_host_does_not_hold_up_rows_for_another_host(server: TestServe
     (arrival,) = _start_times(server, "/users/")
     assert arrival - started < 0.6
     assert min(_start_times(server, "/flaky/")[1:]) >= started + 1.0 - CLOCK_TOLERANCE
+
+
+def test_a_number_timeout_bounds_the_whole_attempt(server: TestServer) -> None:
+    # Six pieces 0.1 s apart: no gap reaches 0.3 s, but the whole answer takes 0.6 s.
+    df = pd.DataFrame({"k": [1]})
+    out = df.aapi.fetch(
+        server.url + "/trickle?chunks=6&interval=0.1&k={k}", timeout=0.3, retries=0,
+        errors="collect",
+    )  # fmt: skip
+    assert out["_error"].tolist() == ["ReadTimeout"]
+
+
+def test_an_httpx_timeout_bounds_each_phase_as_httpx_does(server: TestServer) -> None:
+    df = pd.DataFrame({"k": [1]})
+    out = df.aapi.fetch(
+        server.url + "/trickle?chunks=6&interval=0.1&k={k}", timeout=httpx.Timeout(0.3),
+        retries=0,
+    )  # fmt: skip
+    assert out["i"].tolist() == [0, 1, 2, 3, 4, 5]
