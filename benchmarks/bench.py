@@ -575,13 +575,13 @@ def main(argv: list[str] | None = None) -> None:
 
     targets = check_targets(report)
     report["targets"] = targets
-    md.append("## targets\n\n| target | measured | met |\n|---|---|---|\n")
-    md.extend(f"| {t['target']} | {t['measured']} | {t['met']} |\n" for t in targets)
+    rows = "".join(f"| {t['target']} | {t['measured']} | {t['met']} |\n" for t in targets)
+    md.append("## targets\n\n| target | measured | met |\n|---|---|---|\n" + rows)
     md.append(
-        "\n`*` extrapolated from a subset (sequential loop). `> N`: stopped at the time cap.\n"
+        "`*` extrapolated from a subset (sequential loop). `> N`: stopped at the time cap.\n"
         f"\nTotal run time: {time.perf_counter() - started:.0f} s.\n"
     )
-    print("\n" + "".join(md[-(len(targets) + 2) :]))
+    print("\n" + "\n".join(md[-2:]))
 
     def encode(o: Any) -> Any:
         return asdict(o) if isinstance(o, Result) else str(o)

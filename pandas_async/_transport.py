@@ -137,9 +137,7 @@ class HttpxSender(Sender):
 
     def __init__(self, client: httpx.AsyncClient, timeout: float | httpx.Timeout | None) -> None:
         self.client = client
-        self._timeout: Any = (
-            httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
-        )
+        self._timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
 
     async def send(self, spec: RequestSpec) -> Answer:
         request = self.client.build_request(

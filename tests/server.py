@@ -251,7 +251,7 @@ def build_app(state: ServerState) -> web.Application:
         await response.write(b"[")
         for i in range(chunks):
             await asyncio.sleep(interval)
-            await response.write(f"{',' if i else ''}{{\"i\": {i}}}".encode())
+            await response.write(f'{"," if i else ""}{{"i": {i}}}'.encode())
         await response.write(b"]")
         await response.write_eof()
         return response
