@@ -75,27 +75,29 @@ class _Attempts:
         self.started: float | None = None
 
 
-class _Admission:
-    """A row's place among the rows started; given back once, when it ends or first waits."""
+class _Place:
+    """A runner's place in the crew; handed to a new runner when its row has to wait."""
 
-    __slots__ = ("_semaphore",)
+    __slots__ = ("_start_runner", "handed_over")
 
-    def __init__(self, semaphore: asyncio.Semaphore) -> None:
-        self._semaphore: asyncio.Semaphore | None = semaphore
+    def __init__(self, start_runner: Callable[[], None]) -> None:
+        self._start_runner = start_runner
+        self.handed_over = False
 
-    def release(self) -> None:
-        if self._semaphore is not None:
-            self._semaphore.release()
-            self._semaphore = None
-
-
-_ADMISSION: contextvars.ContextVar[_Admission] = contextvars.ContextVar("pandas_async_admission")
+    def hand_over(self) -> None:
+        if not self.handed_over:
+            self.handed_over = True
+            self._start_runner()
 
 
-def _release_admission() -> None:
-    place = _ADMISSION.get(None)
+_PLACE: contextvars.ContextVar[_Place] = contextvars.ContextVar("pandas_async_place")
+
+
+def _hand_over_place() -> None:
+    """The current row is about to wait: let a new runner take the next rows meanwhile."""
+    place = _PLACE.get(None)
     if place is not None:
-        place.release()
+        place.hand_over()
 
 
 def _http_cause(answer: Answer) -> str:
@@ -160,31 +162,34 @@ class Engine:
         outcomes: list[Outcome | None] = [None] * len(specs)
         paginate = self.policy.paginate
 
-        # Rows start as slots free up instead of all at once: 20,000 waiting tasks cost memory
-        # and scheduling. A row waiting to retry gives its place back (see _attempt_all), so
-        # rows in backoff never keep new rows from starting.
-        admission = asyncio.Semaphore(2 * self.policy.concurrency + 8)
+        # `concurrency` runners take rows in order, instead of one task per row: 20,000 waiting
+        # tasks cost memory and scheduling. A runner whose row must wait (a retry's backoff, a
+        # host's cool-down) first starts a replacement, so a waiting row never holds a slot or
+        # holds up the others; it ends when its row is done.
+        rows_left = iter(jobs)
 
-        async def run_job(spec: RequestSpec, rows: list[int], place: _Admission) -> None:
-            _ADMISSION.set(place)
-            try:
+        async def runner(start_runner: Callable[[], None]) -> None:
+            place = _Place(start_runner)
+            _PLACE.set(place)
+            for spec, rows in rows_left:
                 if paginate is None:
                     outcome, _ = await self.fetch(spec)
                 else:
-                    outcome = await fetch_pages(
-                        self.fetch, spec, paginate, self.policy.record_path
-                    )
-            finally:
-                place.release()
-            for i in rows:
-                outcomes[i] = outcome
-            if self.on_done is not None:
-                self.on_done(len(rows), outcome)
+                    outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
+                for i in rows:
+                    outcomes[i] = outcome
+                if self.on_done is not None:
+                    self.on_done(len(rows), outcome)
+                if place.handed_over:
+                    return
 
         async with asyncio.TaskGroup() as group:
-            for spec, rows in jobs:
-                await admission.acquire()
-                group.create_task(run_job(spec, rows, _Admission(admission)))
+
+            def start_runner() -> None:
+                group.create_task(runner(start_runner))
+
+            for _ in range(min(len(jobs), self.policy.concurrency)):
+                start_runner()
         return outcomes  # type: ignore[return-value]
 
     async def fetch(self, spec: RequestSpec) -> tuple[Outcome, Answer | None]:
@@ -226,7 +231,7 @@ class Engine:
             if self.policy.retry.attempts == 0 or not self._retryable(exc):
                 raise
             first_failure = exc
-        _release_admission()  # waiting to retry: let another row start meanwhile
+        _hand_over_place()  # waiting to retry: let another row start meanwhile
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.policy.retry.attempts + 1),
             wait=self._wait,
@@ -246,7 +251,7 @@ class Engine:
         limiter = self.limiter
         while True:
             if cooldown.remaining(host) > 0:
-                _release_admission()  # a cooling host must not hold up rows for other hosts
+                _hand_over_place()  # a cooling host must not hold up rows for other hosts
                 await cooldown.wait(host)
             async with self.gate:
                 if cooldown.remaining(host) > 0:
