@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable
 
 __all__ = ["HostCooldown", "RateSlot", "SlidingWindowLimiter"]
 
@@ -20,7 +21,9 @@ class SlidingWindowLimiter:
     Waiters are served first come, first served.
     """
 
-    def __init__(self, limit: int, period: float, *, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, limit: int, period: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.period = period
         self._clock = clock
@@ -62,7 +65,7 @@ class RateSlot:
 class HostCooldown:
     """A pause per host: after a 429/503 with Retry-After, every request to that host waits."""
 
-    def __init__(self, *, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._until: dict[str, float] = {}
 

@@ -49,13 +49,13 @@ class Progress:
     def _open_if_slow(self) -> None:
         self._timer = None
         if self._bar is None and self._done < self._total:
-            self._open()
-            self._bar.set_postfix_str(self.postfix)
+            bar = self._open()
+            bar.set_postfix_str(self.postfix)
 
-    def _open(self) -> None:
+    def _open(self) -> Any:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(
+        self._bar = bar = tqdm(
             total=self._total,
             initial=self._done,
             unit="row",
@@ -63,6 +63,7 @@ class Progress:
             leave=bool(self._enabled),
             dynamic_ncols=True,
         )
+        return bar
 
     @property
     def postfix(self) -> str:

@@ -252,7 +252,7 @@ def build_requests(
     specs: list[RequestSpec] = []
     for i in range(n):
         row = {f: col[i] for f, col in values.items()}
-        series = next(series_rows) if series_rows is not None else None
+        series: Any = next(series_rows) if series_rows is not None else None
         if url_fn is not None:
             target = url_fn(series)
             if not isinstance(target, str):
@@ -285,5 +285,5 @@ def build_requests(
 
 def _iter_series(frame: pd.DataFrame) -> Iterator[pd.Series]:
     """Rows as Series (``row.name`` is the label), as ``DataFrame.apply(axis=1)`` gives them."""
-    for label, row in frame.iterrows():
-        yield row.rename(label) if row.name != label else row
+    for _, row in frame.iterrows():
+        yield row

@@ -36,14 +36,14 @@ __all__ = ["AiohttpSender", "Answer", "HttpxSender", "Sender", "describe_excepti
 USER_AGENT = "pandas-async"
 
 # Most specific first: the first match wins.
-_ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+_ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.RequestError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
     (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
     (TimeoutError, httpx.ReadTimeout),
     (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.TooManyRedirects, httpx.TooManyRedirects),  # type: ignore[list-item]
+    (aiohttp.TooManyRedirects, httpx.TooManyRedirects),
     (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
     (aiohttp.ClientPayloadError, httpx.ReadError),
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
@@ -56,7 +56,7 @@ _CLEAN_URL = re.compile(r"https?://(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9
 _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
-def _as_httpx_error(exc: BaseException, url: str) -> httpx.TransportError | None:
+def _as_httpx_error(exc: BaseException, url: str) -> httpx.RequestError | None:
     """The httpx counterpart of an aiohttp failure (None: not a transport failure)."""
     for source, target in _ERROR_MAP:
         if isinstance(exc, source):
