@@ -20,22 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._outcome import Outcome
 
 __all__ = ["Report", "last_report", "record_report", "report_from_outcomes"]
 
 PERCENTILES = (50, 90, 99)
-
-
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); NaN when empty."""
-    if not sorted_values:
-        return math.nan
-    position = (len(sorted_values) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    weight = position - low
-    return sorted_values[low] * (1.0 - weight) + sorted_values[high] * weight
 
 
 def _ms(seconds: float) -> str:
@@ -101,7 +92,9 @@ class Report:
         """The ``q``-th percentile (0..100) of the request latencies, in seconds."""
         if not 0 <= q <= 100:
             raise ValueError(f"q must be between 0 and 100, got {q!r}")
-        return _percentile(sorted(self.latencies), q)
+        if not self.latencies:
+            return math.nan
+        return float(np.percentile(self.latencies, q))  # linear interpolation
 
     @property
     def p50(self) -> float:
