@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -501,8 +502,9 @@ class TestServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.state = ServerState()
+        self.ssl_context = ssl_context  # serves HTTPS when given
         self.host = "127.0.0.1"
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -524,7 +526,7 @@ class TestServer:
                     build_app(self.state), handler_cancellation=True, access_log=None
                 )
                 loop.run_until_complete(runner.setup())
-                site = web.TCPSite(runner, self.host, 0)
+                site = web.TCPSite(runner, self.host, 0, ssl_context=self.ssl_context)
                 loop.run_until_complete(site.start())
                 self._runner = runner
                 self.port = runner.addresses[0][1]
@@ -556,7 +558,8 @@ class TestServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def requests(self) -> list[RequestRecord]:
