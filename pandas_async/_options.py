@@ -178,11 +178,12 @@ class FetchOptions:
     """Validated options of one ``fetch`` call (the request-shaping ones live in ``_requests``)."""
 
     method: str = "GET"
-    params: Any = None
-    headers: Any = None
-    json: Any = UNSET
-    data: Any = None
-    client: httpx.AsyncClient | None = None
+    # Left out of the repr: they may carry secrets (API keys, tokens, a client's auth).
+    params: Any = field(default=None, repr=False)
+    headers: Any = field(default=None, repr=False)
+    json: Any = field(default=UNSET, repr=False)
+    data: Any = field(default=None, repr=False)
+    client: httpx.AsyncClient | None = field(default=None, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
     rate: Rate | None = None
     timeout: float | httpx.Timeout | None = None  # None: the client's own timeout

@@ -16,13 +16,14 @@ from urllib.parse import quote
 import pandas as pd
 
 from ._options import UNSET, FetchOptions
+from ._secrets import MASK, is_secret_name, mask_headers, mask_url
 
 __all__ = ["RequestSpec", "Template", "build_requests"]
 
 _FORMATTER = string.Formatter()
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, repr=False)
 class RequestSpec:
     """One HTTP request, as built from one row (or a page of it)."""
 
@@ -32,6 +33,13 @@ class RequestSpec:
     headers: Mapping[str, str] | None = None
     json: Any = UNSET
     data: Any = None
+
+    def __repr__(self) -> str:  # secrets masked: a spec can end up in a user's log
+        params = {k: MASK if is_secret_name(str(k)) else v for k, v in (self.params or {}).items()}
+        return (
+            f"RequestSpec({self.method} {mask_url(self.url)}, params={params or None}, "
+            f"headers={mask_headers(self.headers) or None})"
+        )
 
     def dedupe_key(self) -> Hashable | None:
         """Identical GET/HEAD requests share one answer; other methods are never merged."""

@@ -347,3 +347,24 @@ def test_bad_input_in_a_late_row_sends_nothing(server: TestServer) -> None:
 def test_accessor_is_registered_on_frames_and_series() -> None:
     assert hasattr(pd.DataFrame({"a": [1]}), "aapi")
     assert hasattr(pd.Series([1]), "aapi")
+
+
+def test_what_a_custom_paginator_sees_has_no_secret_in_its_repr(server: TestServer) -> None:
+    seen: list[str] = []
+
+    class OnePage(pandas_async.Paginator):
+        def next_request(self, spec: Any, page: Any) -> None:
+            seen.append(repr(spec))
+            return None
+
+    df = pd.DataFrame({"key": [unique()]})
+    df.aapi.fetch(
+        server.url + "/pages/{key}?api_key=k3y-s3cr3t-QUERY",
+        params={"token": "t0k3n-s3cr3t-QUERY"},
+        headers={"Authorization": "Bearer-s3cr3t-AUTH", "X-Api-Key": "h3ad3r-s3cr3t-KEY"},
+        paginate=OnePage(),
+    )
+    (text,) = seen
+    assert "/pages/" in text
+    for secret in SECRETS:
+        assert secret not in text
