@@ -6,6 +6,8 @@ built, so a typo raises ``KeyError`` naming the column before a single request i
 
 from __future__ import annotations
 
+import datetime
+import math
 import string
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from ._options import UNSET, FetchOptions
@@ -141,12 +144,27 @@ def _fill(value: Any, row: Mapping[str, Any]) -> Any:
             return value
         template = _template(value)
         if template.is_single_field:
-            return row[template.fields[0]]
+            return _plain(row[template.fields[0]])
         return template.render(row)
     if isinstance(value, Mapping):
         return {k: _fill(v, row) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_fill(v, row) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a JSON-ready value: missing -> None, timestamps -> ISO text, numpy -> Python."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, datetime.date | datetime.time | pd.Timedelta):
+        return value.isoformat()  # pd.Timestamp is a datetime
+    if isinstance(value, np.generic):
+        return _plain(value.item())
     return value
 
 

@@ -280,3 +280,33 @@ def test_a_url_column_with_unsafe_characters_is_encoded_not_rejected(server: Tes
     assert out["_status"].tolist() == [200]
     (seen,) = server.requests
     assert seen.raw_path.startswith("/echo/a%20b/%C3%BC")
+
+
+@pytest.mark.parametrize("own_client", [False, True])
+def test_json_fields_from_pandas_columns_are_json_ready(
+    server: TestServer, own_client: bool
+) -> None:
+    # Timestamps become ISO text and missing values null, through either sender.
+    df = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2024-01-02 03:04:05", None]),
+            "n": pd.array([1, None], dtype="Int64"),
+            "x": [0.5, float("nan")],
+            "k": [1, 2],
+        }
+    )
+    body = {"when": "{when}", "n": "{n}", "x": "{x}", "k": "{k}"}
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as client:
+            await df.aapi.afetch(
+                server.url + "/echo/{k}", method="POST", json=body,
+                client=client if own_client else None,
+            )  # fmt: skip
+
+    asyncio.run(main())
+    bodies = sorted((json.loads(r.body) for r in server.requests), key=lambda b: b["k"])
+    assert bodies == [
+        {"when": "2024-01-02T03:04:05", "n": 1, "x": 0.5, "k": 1},
+        {"when": None, "n": None, "x": None, "k": 2},
+    ]
