@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import httpx
 
-from ._paginate import Paginator
+if TYPE_CHECKING:
+    from ._paginate import Paginator
+
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -257,6 +259,8 @@ class FetchOptions:
         progress = o.pop("progress", None)
         if progress is not None and not isinstance(progress, bool):
             raise TypeError(f"progress= expects True, False or None, got {progress!r}")
+        from ._paginate import Paginator  # here: _paginate builds on _requests, which needs us
+
         paginate = o.pop("paginate", None)
         if paginate is not None and not isinstance(paginate, Paginator):
             raise TypeError(

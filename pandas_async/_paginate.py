@@ -20,10 +20,10 @@ import httpx
 import pandas as pd
 
 from ._outcome import Outcome
+from ._requests import RequestSpec, freeze
 from ._secrets import is_secret_name, redact, secret_values
 
 if TYPE_CHECKING:
-    from ._requests import RequestSpec
     from ._transport import Answer
 
 __all__ = ["Cursor", "LinkHeader", "NextUrl", "Offset", "PageNumber", "Paginator", "fetch_pages"]
@@ -256,20 +256,12 @@ def page_records(value: Any, record_path: str | list[str] | None) -> list[Any] |
     return found if isinstance(found, list) else None
 
 
-def _freeze(value: Any) -> Hashable:
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return repr(value)
-
-
 def _page_key(spec: RequestSpec) -> Hashable:
     """The page a request asks for: everything that can tell one page from another (a cursor
     may travel in the query, a header or the body). The query compares the same whether it is
     in ``url`` or ``params``, as a next link carries the query the first request sent as params.
     """
-    body = (_freeze(spec.headers), _freeze(spec.json), _freeze(spec.data))
+    body = (freeze(spec.headers), freeze(spec.json), freeze(spec.data))
     try:
         url = httpx.URL(spec.url)
         if spec.params:
@@ -277,7 +269,7 @@ def _page_key(spec: RequestSpec) -> Hashable:
         query = tuple(sorted(url.params.multi_items()))
         return (spec.method, str(url.copy_with(query=None, fragment=None)), query, body)
     except (TypeError, ValueError, httpx.InvalidURL):  # a value httpx cannot send: compare as is
-        return (spec.method, spec.url, _freeze(spec.params), body)
+        return (spec.method, spec.url, freeze(spec.params), body)
 
 
 async def fetch_pages(

@@ -48,7 +48,7 @@ class RequestSpec:
         """Identical GET/HEAD requests share one answer; other methods are never merged."""
         if self.method not in ("GET", "HEAD"):
             return None
-        return (self.method, self.url, _freeze(self.params), _freeze(self.headers))
+        return (self.method, self.url, freeze(self.params), freeze(self.headers))
 
     @property
     def host(self) -> str:
@@ -59,13 +59,14 @@ class RequestSpec:
         return authority
 
 
-def _freeze(value: Any) -> Hashable:
+def freeze(value: Any) -> Hashable:
+    """A hashable stand-in for params/headers/bodies, equal for equal contents."""
     if value is None:
         return None
     if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     return repr(value)
 
 
