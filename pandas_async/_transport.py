@@ -16,6 +16,7 @@ something asks for one. aiohttp errors are mapped to their httpx counterparts on
 
 from __future__ import annotations
 
+import functools
 import re
 import ssl
 import urllib.request
@@ -169,9 +170,8 @@ class AiohttpSender(Sender):
         else:  # seconds for the whole attempt, first byte sent to last byte read
             seconds = 10.0 if timeout is None else timeout
             self._timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=seconds)
-        context: ssl.SSLContext = httpx.create_ssl_context()  # certifi's CAs, as httpx uses
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, ssl=context),
+            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0),
             headers={"User-Agent": USER_AGENT},
             timeout=self._timeout,
             # aiohttp's trust_env looks up proxies and .netrc in a thread on every request;
@@ -207,6 +207,7 @@ class AiohttpSender(Sender):
             body = spec.data
         target_url = yarl.URL(url, encoded=True)  # exactly as encoded: no re-normalising
         proxy, proxy_auth = self._proxy_for(target_url)
+        tls: ssl.SSLContext | bool = tls_context() if target_url.scheme == "https" else True
         try:
             async with self._session.request(
                 spec.method,
@@ -215,6 +216,7 @@ class AiohttpSender(Sender):
                 data=body,
                 proxy=proxy,
                 proxy_auth=proxy_auth,
+                ssl=tls,
             ) as response:
                 content = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -233,6 +235,13 @@ class AiohttpSender(Sender):
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """certifi's CAs, as httpx uses, verified. Made once per process, on the first https request:
+    loading the CA bundle costs ~20 ms of CPU, which a call to an http:// API never pays."""
+    return httpx.create_ssl_context()
 
 
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)

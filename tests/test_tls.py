@@ -54,3 +54,29 @@ def test_a_client_that_trusts_the_ca_gets_the_answers(
 
     out = asyncio.run(main())
     assert out["name"].tolist() == ["User 1", "User 2"]
+
+
+def test_the_ca_bundle_is_loaded_once_per_process_and_only_for_https(
+    tls_server: TestServer, server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading certifi's CAs costs ~20 ms of CPU: an http:// call never pays it, https once."""
+    from pandas_async import _transport
+
+    made: list[ssl.SSLContext] = []
+    real = httpx.create_ssl_context
+
+    def counting() -> ssl.SSLContext:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    _transport.tls_context.cache_clear()
+    df = pd.DataFrame({"id": [1, 2]})
+    for _ in range(2):
+        assert df.aapi.fetch(server.url + "/users/{id}")["name"].tolist() == ["User 1", "User 2"]
+    assert made == []
+    for _ in range(2):
+        out = df.aapi.fetch(tls_server.url + "/users/{id}", errors="collect", retries=0)
+        assert out["_status"].isna().all()  # still verified: the test CA is not trusted
+    assert len(made) == 1
+    _transport.tls_context.cache_clear()
