@@ -10,6 +10,8 @@ Endpoints:
 ``GET /users/{id}``   a user object with nested keys, answered after ``--latency-ms``
                       (``?delay_ms=`` overrides it per request). The JSON body is encoded once
                       per id and cached, so the server spends almost no CPU per request.
+``GET /pages/{key}?page=p&size=s&n=k``  page ``p`` (from 1) of ``k`` records (default 50), ``s`` a
+                      page (default 10), as a JSON list; ``[]`` past the end. Encoded per page.
 ``GET /_stats``       ``{"requests": n, "distinct": k}``: /users requests served since the last
                       reset, and how many distinct ids they asked for
 ``POST /_reset``      zero the counters
@@ -108,6 +110,24 @@ class HttpProtocol(asyncio.Protocol):
                     delay = float(value) / 1000
             if delay > 0:
                 asyncio.get_running_loop().call_later(delay, self.respond, 200, body)
+            else:
+                self.respond(200, body)
+        elif path.startswith("/pages/"):
+            state.requests += 1
+            params = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+            page, size = int(params.get("page", 1)), int(params.get("size", 10))
+            total = int(params.get("n", 50))
+            key = f"{path}?{page}/{size}/{total}"
+            body = state.bodies.get(key)
+            if body is None:
+                first = (page - 1) * size
+                items = [
+                    {"item": i, "label": f"{path[7:]}:{i}", "value": i * 0.5}
+                    for i in range(first, min(first + size, total))
+                ]
+                body = state.bodies[key] = json.dumps(items, separators=(",", ":")).encode()
+            if state.latency > 0:
+                asyncio.get_running_loop().call_later(state.latency, self.respond, 200, body)
             else:
                 self.respond(200, body)
         elif path == "/_stats":
