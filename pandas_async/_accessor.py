@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Unpack
 
 import pandas as pd
 
 from ._engine import EnginePolicy, fetch_all
 from ._errors import FetchError
-from ._frames import OUTCOME_COLUMNS, assemble, make_parser
+from ._frames import OUTCOME_COLUMNS, make_parser
 from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
 from ._progress import Progress
 from ._report import record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
 from ._runner import run_sync
+from ._schema import assemble_typed, parse_schema
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]
@@ -43,6 +44,7 @@ class _Job:
         *, url_is_column: bool | None = None,
     ) -> _Job:  # fmt: skip
         opts = FetchOptions.build(caller, options)
+        opts = replace(opts, schema=parse_schema(opts.schema))
         specs = build_requests(frame, url, opts, url_is_column=url_is_column)
         return cls(frame, specs, opts, f"{caller} {opts.method} {_describe_url(url, frame)}")
 
@@ -79,9 +81,10 @@ class _Job:
 
     def finish(self, outcomes: list[Outcome]) -> pd.DataFrame:
         o = self.options
-        assembled = assemble(
+        assembled = assemble_typed(
             self.frame,
             outcomes,
+            o.schema,
             how=o.how,
             record_path=o.record_path,
             meta=o.meta,

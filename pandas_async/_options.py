@@ -173,6 +173,7 @@ class FetchKwargs(TypedDict, total=False):
     errors: Literal["raise", "collect"]
     progress: bool | None
     paginate: Paginator | None
+    schema: Mapping[str, Any] | Any | None  # {column: dtype} or a pyarrow.Schema
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +202,7 @@ class FetchOptions:
     errors: str = "raise"
     progress: bool | None = None
     paginate: Paginator | None = None
+    schema: Any = None  # checked by _schema.parse_schema (it needs pandas) in the accessor
 
     @classmethod
     def build(cls, caller: str, options: Mapping[str, Any]) -> FetchOptions:
