@@ -5,7 +5,6 @@ pandas creates an accessor object on every attribute access, so nothing is kept 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Unpack
@@ -23,6 +22,7 @@ from ._requests import RequestSpec, build_requests
 from ._runner import run_sync
 from ._schema import assemble_typed, parse_schema
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url
+from ._timeline import Timeline
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]
 
@@ -60,7 +60,7 @@ class _Job:
             record_path=o.record_path,
         )
         progress = Progress(len(self.specs), o.progress)
-        started = time.perf_counter()
+        timeline = Timeline()
         try:
             outcomes = await fetch_all(
                 self.specs,
@@ -68,13 +68,19 @@ class _Job:
                 policy=policy,
                 parse=make_parser(o.parse),
                 on_done=progress.update,
+                timeline=timeline,
             )
         finally:
             progress.close()
-        seconds = time.perf_counter() - started
+        timeline.finish()
         record_report(
             report_from_outcomes(
-                outcomes, call=self.call, seconds=seconds, paginated=o.paginate is not None
+                outcomes,
+                call=self.call,
+                seconds=timeline.seconds,
+                paginated=o.paginate is not None,
+                timeline=timeline,
+                rate=o.rate.limit / o.rate.period if o.rate else None,
             )
         )
         return outcomes

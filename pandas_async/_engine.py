@@ -32,6 +32,7 @@ from ._outcome import AnswerError, Outcome
 from ._paginate import Paginator, fetch_pages
 from ._requests import RequestSpec
 from ._secrets import mask_url, redact, secret_values
+from ._timeline import Timeline
 from ._transport import (
     AiohttpSender,
     Answer,
@@ -132,8 +133,10 @@ class Engine:
         *,
         on_done: Callable[[int, Outcome], None] | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        timeline: Timeline | None = None,
     ) -> None:
         self.sender = sender
+        self.timeline = Timeline() if timeline is None else timeline
         self.policy = policy
         self.parse = parse
         self.on_done = on_done
@@ -232,11 +235,15 @@ class Engine:
                 raise
             first_failure = exc
         _hand_over_place()  # waiting to retry: let another row start meanwhile
+
+        async def sleep(seconds: float) -> None:
+            await self._sleep_before_retry(host, seconds)
+
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.policy.retry.attempts + 1),
             wait=self._wait,
             retry=retry_if_exception(self._retryable),
-            sleep=self.sleep,
+            sleep=sleep,
             before_sleep=lambda rs: self._log_retry(spec, rs),
             reraise=True,
         ):
@@ -246,31 +253,65 @@ class Engine:
                 return await self._send(spec, host, state)
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
+    async def _sleep_before_retry(self, host: str, seconds: float) -> None:
+        """Backoff before a retry; a wait for a host that asked for a pause is its cool-down."""
+        timeline = self.timeline
+        if self.cooldown.remaining(host) > 0:
+            timeline.cooldown_wait_begins(host)
+            try:
+                await self.sleep(seconds)
+            finally:
+                timeline.cooldown_wait_ends(host)
+        else:
+            timeline.backoff_begins()
+            try:
+                await self.sleep(seconds)
+            finally:
+                timeline.backoff_ends()
+
     async def _send(self, spec: RequestSpec, host: str, state: _Attempts) -> Answer:
         cooldown = self.cooldown
         limiter = self.limiter
+        timeline = self.timeline
         while True:
             if cooldown.remaining(host) > 0:
                 _hand_over_place()  # a cooling host must not hold up rows for other hosts
-                await cooldown.wait(host)
+                timeline.cooldown_wait_begins(host)
+                try:
+                    await cooldown.wait(host)
+                finally:
+                    timeline.cooldown_wait_ends(host)
             async with self.gate:
                 if cooldown.remaining(host) > 0:
                     continue  # a cool-down began while this one queued: give the slot back
-                slot = await limiter.acquire() if limiter is not None else None
+                slot = None
+                if limiter is not None:
+                    timeline.limiter_wait_begins()
+                    try:
+                        slot = await limiter.acquire()
+                    finally:
+                        timeline.limiter_wait_ends()
                 state.count += 1
                 if state.started is None:
                     state.started = time.monotonic()
+                token = timeline.attempt_begins(spec, state.count)
                 try:
                     answer = await self.sender.send(spec)
+                except BaseException as exc:
+                    timeline.attempt_ends(token, None, exc)
+                    raise
                 finally:
                     if slot is not None:
                         limiter.release(slot)  # type: ignore[union-attr]
+                timeline.attempt_ends(token, answer.status_code, None)
             break
         status = answer.status_code
         if status in self.policy.retry.statuses:
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
             if retry_after is not None and status in _COOLDOWN_STATUSES:
-                cooldown.pause(host, min(retry_after, self.policy.retry.max_wait))
+                pause = min(retry_after, self.policy.retry.max_wait)
+                cooldown.pause(host, pause)
+                timeline.cooldown_started(host, pause)
             raise _RetryableStatus(answer, retry_after)
         return answer
 
@@ -325,8 +366,12 @@ async def fetch_all(
     policy: EnginePolicy,
     parse: Callable[[Answer], Any],
     on_done: Callable[[int, Outcome], None] | None = None,
+    timeline: Timeline | None = None,
 ) -> list[Outcome]:
-    """One ``Outcome`` per spec, in order, through ``client`` as given or the default sender."""
+    """One ``Outcome`` per spec, in order, through ``client`` as given or the default sender.
+
+    ``timeline`` (made by the caller, read after) records where the time went.
+    """
     if not specs:
         return []
     sender: Sender
@@ -335,6 +380,7 @@ async def fetch_all(
     else:
         sender = AiohttpSender(concurrency=policy.concurrency, timeout=policy.timeout)
     try:
-        return await Engine(sender, policy, parse, on_done=on_done).run(specs)
+        engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline)
+        return await engine.run(specs)
     finally:
         await sender.aclose()

@@ -1,4 +1,5 @@
-"""What happened in one fetch: rows by status and cause, requests, retries, pages, latency.
+"""What happened in one fetch: rows by status and cause, requests, retries, pages, latency, and
+where the wall time went (rate limiter, cool-down, backoff, in flight).
 
 ``pandas_async.last_report()`` returns the :class:`Report` of the last ``fetch``/``afetch`` that ran
 (in any thread), recorded when its requests were done, whether or not it then raised
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._outcome import Outcome
+from ._timeline import NO_STATUS, PHASES, Timeline
 
 __all__ = ["Report", "last_report", "record_report", "report_from_outcomes"]
 
@@ -35,6 +37,10 @@ def _ms(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds * 1000:.0f} ms"
     return f"{seconds:.1f} s"
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _status_name(status: int | None) -> str:
@@ -56,9 +62,18 @@ class Report:
     ``latencies``       seconds per distinct request, first attempt to final answer, retries and
                         waits included (a paginated row's pages added up); unsent ones left out
     ``seconds``         wall time of the call
+    ``time``            the wall time by what the call was doing, each moment counted once under
+                        the first that applies: ``"cool-down"``, ``"rate limiter"``, ``"in
+                        flight"``, ``"backoff"``, ``"other"`` (set-up, parsing); adds up to
+                        ``seconds``
+    ``cooldown_by_host``  seconds each host (``host:port``) kept rows waiting in a cool-down
+    ``rate``            the rate asked for, in requests per second (``None``: no ``rate=``)
+    ``sent_at``, ``answered_at``, ``attempt_statuses``: per attempt, seconds after the call
+                        started and the HTTP status (0: no answer), for ``plot()``
 
     ``p50``, ``p90``, ``p99`` are latency percentiles; ``str(report)`` is a text summary, Jupyter
-    shows an HTML table, and ``report.plot()`` draws the latency histogram (needs matplotlib).
+    shows an HTML table, and ``report.plot()`` draws the latency histogram and the requests over
+    time (needs matplotlib).
     """
 
     call: str
@@ -73,6 +88,14 @@ class Report:
     causes: Mapping[str, int] = field(default_factory=dict)
     latencies: tuple[float, ...] = ()
     seconds: float = 0.0
+    time: Mapping[str, float] = field(default_factory=dict)
+    cooldown_by_host: Mapping[str, float] = field(default_factory=dict)
+    rate: float | None = None
+    sent_at: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    answered_at: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    attempt_statuses: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.uint16), repr=False, compare=False
+    )
 
     # -- derived numbers ------------------------------------------------------------------------
 
@@ -123,6 +146,9 @@ class Report:
             "statuses": dict(self.statuses),
             "causes": dict(self.causes),
             "seconds": self.seconds,
+            "time": dict(self.time),
+            "cooldown_by_host": dict(self.cooldown_by_host),
+            "rate": self.rate,
             "requests_per_second": self.requests_per_second,
             "p50": self.p50,
             "p90": self.p90,
@@ -139,6 +165,7 @@ class Report:
             f"{self.requests} sent ({self.distinct} distinct, {self.retries} retries"
             + (f", {self.pages} pages" if self.pages is not None else "")
             + f"), {self.requests_per_second:.1f}/s"
+            + (f" of {self.rate:.3g}/s asked" if self.rate else "")
         )
         statuses = ", ".join(
             f"{_status_name(s)}: {n}"
@@ -156,6 +183,17 @@ class Report:
         else:
             latency = "n/a (no request sent)"
         lines.append(("latency", latency))
+        if self.time and self.seconds > 0:
+            parts = []
+            for phase in PHASES:
+                spent = self.time.get(phase, 0.0)
+                if spent >= 0.0005 or phase == "in flight":
+                    part = f"{phase} {_seconds(spent)} ({spent / self.seconds:.0%})"
+                    if phase == "cool-down" and self.cooldown_by_host:
+                        hosts = sorted(self.cooldown_by_host.items())
+                        part += " [" + ", ".join(f"{h} {_seconds(t)}" for h, t in hosts) + "]"
+                    parts.append(part)
+            lines.append(("time", ", ".join(parts)))
         return lines
 
     def _title(self) -> str:
@@ -186,8 +224,13 @@ class Report:
             f"<table>{rows}</table></div>"
         )
 
-    def plot(self, ax: Any = None, *, bins: int = 30) -> Any:
-        """Histogram of the request latencies (ms), percentiles marked; returns the Axes."""
+    def plot(self, ax: Any = None, *, bins: int = 30, interval: float | None = None) -> Any:
+        """Two panels: the latency histogram (ms, percentiles marked) and the requests over time
+        (attempts started, answered and answered 429, per second, in bins of ``interval``
+        seconds). ``ax`` is a pair of Axes to draw into; returns the pair.
+        """
+        if interval is not None and not interval > 0:
+            raise ValueError(f"interval= must be a positive number of seconds, got {interval!r}")
         try:
             import matplotlib.pyplot as plt
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -195,7 +238,13 @@ class Report:
                 "Report.plot() needs matplotlib: pip install 'pandas-async[notebook]'"
             ) from exc
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3))
+            _, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+        latency_ax, time_ax = ax
+        self._plot_latency(latency_ax, bins)
+        self._plot_over_time(time_ax, interval)
+        return ax
+
+    def _plot_latency(self, ax: Any, bins: int) -> None:
         values = [v * 1000 for v in self.latencies]
         ax.hist(values, bins=bins, color="#4c72b0", alpha=0.85)
         for q, style in zip(PERCENTILES, ("-", "--", ":"), strict=True):
@@ -207,13 +256,43 @@ class Report:
         ax.set_title(f"{self.distinct} requests, {self.rows} rows")
         if values:
             ax.legend()
-        return ax
+
+    def _plot_over_time(self, ax: Any, interval: float | None) -> None:
+        span = max(self.seconds, float(self.answered_at.max()) if len(self.answered_at) else 0.0)
+        if interval is None:  # about 50 bins, at least 10 ms each
+            interval = max(0.01, span / 50) if span > 0 else 1.0
+        edges = np.arange(0.0, span + interval, interval)
+        if len(edges) < 2:
+            edges = np.array([0.0, interval])
+        throttled = self.answered_at[self.attempt_statuses == 429]
+        answered = self.answered_at[self.attempt_statuses != NO_STATUS]
+        for times, label, color in (
+            (self.sent_at, "started", "#4c72b0"),
+            (answered, "answered", "#55a868"),
+            (throttled, "429", "#c44e52"),
+        ):
+            counts, _ = np.histogram(times, bins=edges)
+            ax.step(edges[:-1], counts / interval, where="post", label=label, color=color)
+        if self.rate:
+            label = f"rate asked {self.rate:.3g}/s"
+            ax.axhline(self.rate, color="grey", linestyle="--", label=label)
+        ax.set_xlabel("seconds since the call started")
+        ax.set_ylabel("requests per second")
+        ax.set_title("requests over time")
+        ax.legend()
 
 
 def report_from_outcomes(
-    outcomes: Sequence[Outcome], *, call: str, seconds: float, paginated: bool
+    outcomes: Sequence[Outcome],
+    *,
+    call: str,
+    seconds: float,
+    paginated: bool,
+    timeline: Timeline | None = None,
+    rate: float | None = None,
 ) -> Report:
-    """The report of one call, from its per-row outcomes (rows sharing a request share one)."""
+    """The report of one call, from its per-row outcomes (rows sharing a request share one) and
+    its ``timeline`` (where the time went; its wall time replaces ``seconds`` when given)."""
     distinct: dict[int, Outcome] = {}
     statuses: Counter[int | None] = Counter()
     causes: Counter[str] = Counter()
@@ -245,8 +324,20 @@ def report_from_outcomes(
         statuses=dict(statuses),
         causes=dict(causes),
         latencies=tuple(latencies),
-        seconds=seconds,
+        seconds=seconds if timeline is None else timeline.seconds,
+        time={} if timeline is None else timeline.breakdown(),
+        cooldown_by_host={} if timeline is None else dict(timeline.cooldown_by_host),
+        rate=rate,
+        **({} if timeline is None else _attempt_arrays(timeline)),
     )
+
+
+def _attempt_arrays(timeline: Timeline) -> dict[str, np.ndarray]:
+    return {
+        "sent_at": np.frombuffer(timeline.started_at, dtype=np.float64).copy(),
+        "answered_at": np.frombuffer(timeline.answered_at, dtype=np.float64).copy(),
+        "attempt_statuses": np.frombuffer(timeline.statuses, dtype=np.uint16).copy(),
+    }
 
 
 _lock = threading.Lock()

@@ -221,7 +221,7 @@ def test_to_dict_has_counts_and_percentiles(server: TestServer) -> None:
 def test_plot_draws_the_latency_histogram(server: TestServer) -> None:
     users_frame(list(range(1, 11))).aapi.fetch(f"{server.url}/users/{{user_id}}")
     report = _report()
-    ax = report.plot(bins=5)
+    ax, _ = report.plot(bins=5)  # the second panel: requests over time (test_report_timing)
     heights = [patch.get_height() for patch in ax.patches]
     assert len(heights) == 5
     assert sum(heights) == 10  # one count per request
