@@ -16,6 +16,7 @@ from ._errors import FetchError
 from ._frames import OUTCOME_COLUMNS, make_parser
 from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
+from ._paginate import check_paginate
 from ._progress import Progress
 from ._report import record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
@@ -45,6 +46,7 @@ class _Job:
     ) -> _Job:  # fmt: skip
         opts = FetchOptions.build(caller, options)
         opts = replace(opts, schema=parse_schema(opts.schema))
+        check_paginate(opts.paginate, opts.how)
         specs = build_requests(frame, url, opts, url_is_column=url_is_column)
         return cls(frame, specs, opts, f"{caller} {opts.method} {_describe_url(url, frame)}")
 

@@ -18,8 +18,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._outcome import AnswerError, Outcome
-from ._transport import Answer
+from ._outcome import Answer, AnswerError, Outcome
 
 __all__ = ["OUTCOME_COLUMNS", "SCALAR_COLUMN", "SUFFIX", "Assembled", "assemble", "make_parser"]
 

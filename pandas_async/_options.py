@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import httpx
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for annotations only: the paginate layer sits above this one
     from ._paginate import Paginator
 
 
@@ -261,16 +261,8 @@ class FetchOptions:
         progress = o.pop("progress", None)
         if progress is not None and not isinstance(progress, bool):
             raise TypeError(f"progress= expects True, False or None, got {progress!r}")
-        from ._paginate import Paginator  # here: _paginate builds on _requests, which needs us
-
+        # paginate= is checked by _paginate.check_paginate: options need not know paginators.
         paginate = o.pop("paginate", None)
-        if paginate is not None and not isinstance(paginate, Paginator):
-            raise TypeError(
-                "paginate= expects a paginator such as pandas_async.PageNumber('page'), "
-                f"got {paginate!r}"
-            )
-        if paginate is not None and how == "columns":
-            raise ValueError("paginate= gives each row's records as rows: use how='rows' or 'auto'")
         dedupe = o.pop("dedupe", True)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe= expects True or False, got {dedupe!r}")

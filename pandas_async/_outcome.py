@@ -1,11 +1,20 @@
-"""What happened to one request (or one row's pages): shared by the engine and the frame code."""
+"""What came back for one request (``Answer``) and what happened to it (``Outcome``).
+
+Value objects shared by the transport, the engine, the paginators and the frame code; no I/O.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AnswerError", "Outcome"]
+import httpx
+import yarl
+
+__all__ = ["Answer", "AnswerError", "Outcome"]
+
+_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 class AnswerError(Exception):
@@ -31,3 +40,61 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Answer:
+    """What came back for one request, whichever client sent it.
+
+    ``status_code``, ``headers`` (case-insensitive) and ``content`` are always there; ``response``
+    is the ``httpx.Response``, built on first use when aiohttp sent the request.
+    """
+
+    __slots__ = ("_response", "content", "headers", "method", "reason_phrase", "status_code", "url")
+
+    def __init__(
+        self,
+        status_code: int,
+        reason_phrase: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        method: str,
+        url: str | yarl.URL,
+        response: httpx.Response | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase
+        self.headers = headers
+        self.content = content
+        self.method = method
+        self.url = url
+        self._response = response
+
+    @classmethod
+    def from_httpx(cls, response: httpx.Response) -> Answer:
+        return cls(
+            response.status_code,
+            response.reason_phrase,
+            response.headers,
+            response.content,
+            response.request.method,
+            str(response.url),
+            response,
+        )
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+    @property
+    def response(self) -> httpx.Response:
+        if self._response is None:
+            # aiohttp already decoded the body: drop the headers that describe the wire form.
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS]
+            self._response = httpx.Response(
+                self.status_code,
+                headers=headers,
+                content=self.content,
+                request=httpx.Request(self.method, str(self.url)),
+                extensions={"reason_phrase": self.reason_phrase.encode("ascii", "replace")},
+            )
+        return self._response

@@ -13,20 +13,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pandas as pd
 
-from ._outcome import Outcome
+from ._outcome import Answer, Outcome
 from ._requests import RequestSpec, freeze
 from ._secrets import is_secret_name, redact, secret_values
 
-if TYPE_CHECKING:
-    from ._transport import Answer
-
-__all__ = ["Cursor", "LinkHeader", "NextUrl", "Offset", "PageNumber", "Paginator", "fetch_pages"]
+__all__ = [
+    "Cursor",
+    "LinkHeader",
+    "NextUrl",
+    "Offset",
+    "PageNumber",
+    "Paginator",
+    "check_paginate",
+    "fetch_pages",
+]
 
 Path = str | Sequence[str]
 
@@ -59,6 +65,20 @@ class Paginator:
     @property
     def page_limit(self) -> int | None:
         return getattr(self, "max_pages", None)
+
+
+def check_paginate(paginate: object, how: str) -> Paginator | None:
+    """The ``paginate=`` option, checked before any request (``how=`` is already checked)."""
+    if paginate is None:
+        return None
+    if not isinstance(paginate, Paginator):
+        raise TypeError(
+            "paginate= expects a paginator such as pandas_async.PageNumber('page'), "
+            f"got {paginate!r}"
+        )
+    if how == "columns":
+        raise ValueError("paginate= gives each row's records as rows: use how='rows' or 'auto'")
+    return paginate
 
 
 def _with_params(spec: RequestSpec, **updates: Any) -> RequestSpec:

@@ -12,16 +12,16 @@ import string
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-from ._options import UNSET, FetchOptions
+from ._options import UNSET
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url
 
-__all__ = ["RequestSpec", "Template", "build_requests"]
+__all__ = ["RequestOptions", "RequestSpec", "Template", "build_requests"]
 
 _FORMATTER = string.Formatter()
 
@@ -180,8 +180,25 @@ class _CompiledOption:
         self.fn = fn
 
 
+class RequestOptions(Protocol):
+    """The options a request is built from (``FetchOptions`` has them): no more is needed here."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def params(self) -> Any: ...
+    @property
+    def headers(self) -> Any: ...
+    @property
+    def json(self) -> Any: ...
+    @property
+    def data(self) -> Any: ...
+    @property
+    def client(self) -> object: ...
+
+
 def build_requests(
-    frame: pd.DataFrame, url: Any, options: FetchOptions, *, url_is_column: bool | None = None
+    frame: pd.DataFrame, url: Any, options: RequestOptions, *, url_is_column: bool | None = None
 ) -> list[RequestSpec]:
     """One ``RequestSpec`` per row of ``frame``, in order. Raises before building on bad input."""
     columns = {str(c): c for c in frame.columns}

@@ -20,7 +20,6 @@ import functools
 import re
 import ssl
 import urllib.request
-from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -30,6 +29,7 @@ import yarl
 from aiohttp.helpers import get_env_proxy_for_url
 
 from ._options import UNSET
+from ._outcome import Answer
 from ._requests import RequestSpec
 
 __all__ = ["AiohttpSender", "Answer", "HttpxSender", "Sender", "describe_exception", "is_transient"]
@@ -54,7 +54,6 @@ _ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.RequestError]], ...] = (
 )
 # An absolute URL made only of characters that need no encoding (RFC 3986), and valid escapes.
 _CLEAN_URL = re.compile(r"https?://(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*\Z")
-_HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 def _as_httpx_error(exc: BaseException, url: str) -> httpx.RequestError | None:
@@ -63,64 +62,6 @@ def _as_httpx_error(exc: BaseException, url: str) -> httpx.RequestError | None:
         if isinstance(exc, source):
             return target(str(exc) or source.__name__, request=httpx.Request("GET", url))
     return None
-
-
-class Answer:
-    """What came back for one request, whichever client sent it.
-
-    ``status_code``, ``headers`` (case-insensitive) and ``content`` are always there; ``response``
-    is the ``httpx.Response``, built on first use when aiohttp sent the request.
-    """
-
-    __slots__ = ("_response", "content", "headers", "method", "reason_phrase", "status_code", "url")
-
-    def __init__(
-        self,
-        status_code: int,
-        reason_phrase: str,
-        headers: Mapping[str, str],
-        content: bytes,
-        method: str,
-        url: str | yarl.URL,
-        response: httpx.Response | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.reason_phrase = reason_phrase
-        self.headers = headers
-        self.content = content
-        self.method = method
-        self.url = url
-        self._response = response
-
-    @classmethod
-    def from_httpx(cls, response: httpx.Response) -> Answer:
-        return cls(
-            response.status_code,
-            response.reason_phrase,
-            response.headers,
-            response.content,
-            response.request.method,
-            str(response.url),
-            response,
-        )
-
-    @property
-    def is_error(self) -> bool:
-        return self.status_code >= 400
-
-    @property
-    def response(self) -> httpx.Response:
-        if self._response is None:
-            # aiohttp already decoded the body: drop the headers that describe the wire form.
-            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS]
-            self._response = httpx.Response(
-                self.status_code,
-                headers=headers,
-                content=self.content,
-                request=httpx.Request(self.method, str(self.url)),
-                extensions={"reason_phrase": self.reason_phrase.encode("ascii", "replace")},
-            )
-        return self._response
 
 
 class Sender:
