@@ -13,7 +13,7 @@ import pandas as pd
 
 from ._engine import EnginePolicy, fetch_all
 from ._errors import FetchError
-from ._frames import OUTCOME_COLUMNS, make_parser
+from ._frames import make_parser
 from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
 from ._paginate import check_paginate
@@ -104,7 +104,7 @@ class _Job:
             return assembled.frame
         if assembled.failures:
             raise FetchError(assembled.frame, assembled.failures, total=len(self.frame))
-        return assembled.frame.drop(columns=list(OUTCOME_COLUMNS))
+        return assembled.frame.drop(columns=list(assembled.outcome_columns))
 
     def preview(self, n: int) -> pd.DataFrame:
         """The first ``n`` requests as a frame, secrets masked; nothing is sent."""

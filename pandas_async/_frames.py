@@ -20,7 +20,15 @@ import pandas as pd
 
 from ._outcome import Answer, AnswerError, Outcome
 
-__all__ = ["OUTCOME_COLUMNS", "SCALAR_COLUMN", "SUFFIX", "Assembled", "assemble", "make_parser"]
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "SCALAR_COLUMN",
+    "SUFFIX",
+    "Assembled",
+    "assemble",
+    "make_parser",
+    "outcome_names",
+]
 
 SCALAR_COLUMN = "response"
 SUFFIX = "_response"
@@ -74,6 +82,21 @@ def make_parser(parse: str | Callable[[httpx.Response], Any]) -> Callable[[Answe
 class Assembled:
     frame: pd.DataFrame  # with outcome columns
     failures: Counter[str]  # cause -> failed input rows
+    # The outcome columns' names in ``frame``: OUTCOME_COLUMNS, each suffixed when the input
+    # frame already has a column of that name (input columns are never dropped or duplicated).
+    outcome_columns: tuple[str, ...] = OUTCOME_COLUMNS
+
+
+def outcome_names(columns: Sequence[object]) -> tuple[str, ...]:
+    """The names the outcome columns take next to these input columns."""
+    taken = {str(c) for c in columns}
+    names = []
+    for name in OUTCOME_COLUMNS:
+        while name in taken:
+            name += SUFFIX
+        taken.add(name)
+        names.append(name)
+    return tuple(names)
 
 
 def _records_of(value: Any) -> list[Any]:
@@ -172,7 +195,8 @@ def assemble(
     else:
         new = normalized.reindex(source).reset_index(drop=True)  # -1: all-missing row
 
-    reserved = {str(c) for c in frame.columns} | set(OUTCOME_COLUMNS)
+    outcome_cols_named = outcome_names(list(frame.columns))
+    reserved = {str(c) for c in frame.columns} | set(OUTCOME_COLUMNS) | set(outcome_cols_named)
     new.columns = _new_names([str(c) for c in new.columns], reserved, prefix)
 
     take_u = row_u[take]  # outcome columns: read once per distinct outcome, then taken
@@ -180,13 +204,12 @@ def assemble(
     error = pd.array([o.error for o in distinct], dtype="string").take(take_u)
     elapsed = np.fromiter((o.elapsed for o in distinct), np.float64, len(distinct))[take_u]
     attempts = np.fromiter((o.attempts for o in distinct), np.int64, len(distinct))[take_u]
-    outcome_cols = pd.DataFrame(
-        {"_status": status, "_error": error, "_elapsed": elapsed, "_attempts": attempts}
-    )
+    values = (status, error, elapsed, attempts)
+    outcome_cols = pd.DataFrame(dict(zip(outcome_cols_named, values, strict=True)))
     result = pd.concat([base, new, outcome_cols], axis=1)
     result.index = index
     failures = Counter(o.cause or "error" for o in outcomes if not o.ok)
-    return Assembled(result, failures)
+    return Assembled(result, failures, outcome_cols_named)
 
 
 def _normalize(records: list[dict[str, Any]], *, sep: str, max_level: int | None) -> pd.DataFrame:
@@ -223,6 +246,7 @@ def _normalize_paths(
             meta=[*meta_list, _ROW_KEY],
             sep=sep,
             max_level=max_level,
+            errors="ignore",  # a meta field an answer leaves out (APIs omit nulls) is NaN
         )
 
     try:

@@ -6,6 +6,8 @@ typo or an impossible value surfaces as a clear ``ValueError``/``TypeError`` at 
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import difflib
 import math
 import re
@@ -100,6 +102,10 @@ class Retry:
         )
 
 
+# Beyond these, a rate is a typo (or 1e300): refuse it rather than overflow a limiter.
+MAX_RATE_PER_SECOND = 1_000_000
+MAX_RATE_LIMIT = 1_000_000_000
+
 _RATE_UNITS = {
     "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
     "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
@@ -138,11 +144,22 @@ class Rate:
         else:
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"rate= must be a positive number per second, got {value!r}")
+            if value > MAX_RATE_PER_SECOND:
+                raise ValueError(
+                    f"rate={value!r} is beyond any API's limit (at most "
+                    f"{MAX_RATE_PER_SECOND:,} requests per second); for no rate limit, leave "
+                    "rate= out"
+                )
             # 2.5/s is 5 per 2 s: keep the limit a whole number of requests.
             fraction = Fraction(value).limit_denominator(1000)
             limit, period = fraction.numerator, float(fraction.denominator)
         if limit < 1 or period <= 0:
             raise ValueError(f"rate={value!r} must allow at least one request per period")
+        if limit > MAX_RATE_LIMIT or limit / period > MAX_RATE_PER_SECOND:
+            raise ValueError(
+                f"rate={value!r} is beyond any API's limit (at most {MAX_RATE_PER_SECOND:,} "
+                "requests per second); for no rate limit, leave rate= out"
+            )
         return cls(limit, period)
 
     def __str__(self) -> str:
@@ -263,6 +280,9 @@ class FetchOptions:
             raise TypeError(f"progress= expects True, False or None, got {progress!r}")
         # paginate= is checked by _paginate.check_paginate: options need not know paginators.
         paginate = o.pop("paginate", None)
+        _check_body("json=", o.get("json", UNSET))
+        _check_body("data=", o.get("data"))
+        _check_meta(o.get("meta"))
         dedupe = o.pop("dedupe", True)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe= expects True or False, got {dedupe!r}")
@@ -320,3 +340,84 @@ def _check_number(
     if not math.isfinite(value) or value < minimum or (strict and value == minimum):
         bound = "greater than" if strict else "at least"
         raise ValueError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
+
+
+# What a JSON body may hold besides dicts, lists and JSON scalars: values _requests turns into
+# JSON (timestamps as ISO text, numpy scalars as numbers, Decimal exactly, missing as null).
+# (pandas' NA/NaT and numpy scalars are told by their type, so this module needs neither.)
+_JSON_LEAVES: tuple[type, ...] = (
+    str, int, float, bool, type(None), datetime.date, datetime.time, datetime.timedelta,
+    decimal.Decimal,
+)  # fmt: skip
+_MISSING_TYPES = frozenset({"NAType", "NaTType"})
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot become JSON (``None``: it can), naming the offending part."""
+    if depth > 100:
+        return "is nested more than 100 levels deep"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str | int | float | bool):
+                return f"has a key of type {type(k).__name__} ({k!r}); JSON keys are text"
+            problem = json_problem(v, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for v in value:
+            problem = json_problem(v, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    kind = type(value)
+    if isinstance(value, _JSON_LEAVES) or kind.__name__ in _MISSING_TYPES:
+        return None
+    if kind.__module__ == "numpy" and hasattr(value, "item"):  # a numpy scalar
+        return None
+    hint = "; use a list" if isinstance(value, set | frozenset) else ""
+    if isinstance(value, bytes | bytearray):
+        hint = "; decode it to text first"
+    return f"holds a {kind.__name__} ({_short(value)}), which JSON cannot represent{hint}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_body(name: str, value: Any) -> None:
+    """``json=``: JSON-ready data or a callable; ``data=``: form fields, text, bytes, a callable."""
+    if value is None or value is UNSET or callable(value):
+        return
+    if name == "json=":
+        problem = json_problem(value)
+        if problem is not None:
+            raise TypeError(f"json= {problem}")
+        return
+    if isinstance(value, Mapping | str | bytes | bytearray):
+        return
+    if isinstance(value, list | tuple) and all(
+        isinstance(p, tuple | list) and len(p) == 2 for p in value
+    ):
+        return  # form fields as (name, value) pairs
+    raise TypeError(
+        "data= expects a dict of form fields (values may hold '{column}' fields), text, bytes "
+        f"or a callable row -> dict, got {_short(value)}"
+    )
+
+
+def _check_meta(meta: Any) -> None:
+    """``meta=``: a key, or a list of keys and key paths, as ``json_normalize`` takes it."""
+    if meta is None or isinstance(meta, str):
+        return
+    if isinstance(meta, list | tuple) and all(
+        isinstance(m, str)
+        or (isinstance(m, list | tuple) and m and all(isinstance(k, str) for k in m))
+        for m in meta
+    ):
+        return
+    raise TypeError(
+        "meta= expects a key, or a list of keys and key paths such as "
+        f"['id', ['customer', 'name']], got {_short(meta)}"
+    )

@@ -45,10 +45,22 @@ class RequestSpec:
         )
 
     def dedupe_key(self) -> Hashable | None:
-        """Identical GET/HEAD requests share one answer; other methods are never merged."""
+        """Identical GET/HEAD requests share one answer; other methods are never merged.
+
+        The body is part of the key: search APIs take a GET with a JSON body, and two rows with
+        different bodies asked different questions.
+        """
         if self.method not in ("GET", "HEAD"):
             return None
-        return (self.method, self.url, freeze(self.params), freeze(self.headers))
+        body = None if self.json is UNSET else ("json", freeze(self.json))
+        return (
+            self.method,
+            self.url,
+            freeze(self.params),
+            freeze(self.headers),
+            body,
+            freeze(self.data),
+        )
 
     @property
     def host(self) -> str:
@@ -64,10 +76,14 @@ def freeze(value: Any) -> Hashable:
     if value is None:
         return None
     if isinstance(value, Mapping):
-        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+        return tuple(sorted(((str(k), freeze(v)) for k, v in value.items()), key=_first))
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     return repr(value)
+
+
+def _first(pair: tuple[str, Hashable]) -> str:
+    return pair[0]
 
 
 class Template:

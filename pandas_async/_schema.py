@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._frames import OUTCOME_COLUMNS, Assembled, assemble
+from ._frames import Assembled, assemble, outcome_names
 from ._outcome import Outcome
 
 __all__ = ["Schema", "assemble_typed", "enforce", "parse_schema"]
@@ -181,12 +181,13 @@ def assemble_typed(
         return assemble(frame, outcomes, **how)
     positioned = frame.copy(deep=False)
     positioned[_POSITION] = np.arange(len(frame))
-    tail = [*OUTCOME_COLUMNS, _POSITION]
+    outcome_columns = outcome_names(list(positioned.columns))
+    tail = [*outcome_columns, _POSITION]
     inputs = set(positioned.columns)
 
     def typed(rows: Sequence[Outcome]) -> tuple[Assembled, Enforced]:
         assembled = assemble(positioned, rows, **how)
-        new = [c for c in assembled.frame.columns if c not in inputs and c not in OUTCOME_COLUMNS]
+        new = [c for c in assembled.frame.columns if c not in inputs and c not in outcome_columns]
         return assembled, enforce(assembled.frame, new, tail, schema)
 
     assembled, enforced = typed(outcomes)
@@ -206,4 +207,4 @@ def assemble_typed(
         rows = [replaced.get(id(o), o) for o in rows]
         assembled, enforced = typed(rows)
     result = enforced.frame.drop(columns=[_POSITION])
-    return Assembled(result, assembled.failures)
+    return Assembled(result, assembled.failures, assembled.outcome_columns)
