@@ -20,7 +20,7 @@ from ._paginate import check_paginate
 from ._progress import Progress
 from ._report import record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
-from ._runner import run_sync
+from ._runner import claim_client, run_sync
 from ._schema import assemble_typed, parse_schema
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url
 from ._timeline import Timeline
@@ -61,6 +61,8 @@ class _Job:
             paginate=o.paginate,
             record_path=o.record_path,
         )
+        if o.client is not None:
+            claim_client(o.client)  # its connections belong to one loop: fail early, with the fix
         progress = Progress(len(self.specs), o.progress)
         timeline = Timeline()
         try:
