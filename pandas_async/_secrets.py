@@ -1,22 +1,41 @@
-"""Keep secrets out of error texts, reprs and log lines."""
+"""Keep secrets out of error texts, reprs and log lines, and away from other origins.
+
+A secret is the value of a header or query parameter whose name says it carries one
+(``is_secret_name``), or the user name and password in a URL. Texts are scrubbed of every form a
+secret takes on its way out: raw, percent-encoded (each style: ``quote``, ``quote_plus``, httpx's
+query encoding, upper- or lower-case hex) and base64 (how HTTP basic auth carries a URL's user).
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-__all__ = ["MASK", "is_secret_name", "mask_headers", "mask_url", "redact"]
+__all__ = [
+    "MASK",
+    "is_secret_name",
+    "mask_headers",
+    "mask_url",
+    "query_pairs",
+    "redact",
+    "secret_forms",
+    "secret_values",
+    "without_secrets",
+]
 
 MASK = "***"
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _SECRET_WORDS = re.compile(
     r"key|token|secret|passw|auth|signature|session|credential|sig$", re.IGNORECASE
 )
+_MIN_SECRET = 4  # shorter values would mask ordinary words in a text
 
 
 def is_secret_name(name: str) -> bool:
@@ -25,7 +44,12 @@ def is_secret_name(name: str) -> bool:
 
 
 def mask_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: (MASK if is_secret_name(k) else v) for k, v in (headers or {}).items()}
+    return {k: (MASK if is_secret_name(str(k)) else v) for k, v in (headers or {}).items()}
+
+
+def without_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers, less every one that may carry a secret (for a request to another origin)."""
+    return {k: v for k, v in headers.items() if not is_secret_name(k)}
 
 
 def mask_url(url: str) -> str:
@@ -44,27 +68,73 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def secret_values(
-    headers: Mapping[str, Any] | None, params: Mapping[str, Any] | None, url: str
-) -> list[str]:
-    """The secret strings a request carries, to scrub from any text about it."""
-    found = [str(v) for k, v in (headers or {}).items() if is_secret_name(k)]
-    found += [str(v) for k, v in (params or {}).items() if is_secret_name(k)]
+def query_pairs(params: Any) -> list[tuple[str, str]]:
+    """Query parameters in any form httpx takes (dict, pairs, query string) as pairs of text."""
+    if params is None:
+        return []
     try:
-        parts = urlsplit(url)
+        return [(str(k), str(v)) for k, v in httpx.QueryParams(params).multi_items()]
+    except Exception:  # whatever a callable returned: the request fails elsewhere, not here
+        return []
+
+
+def secret_values(headers: Any, params: Any, url: Any) -> list[str]:
+    """The secret strings a request carries, to scrub from any text about it. Never raises."""
+    found: list[str] = []
+    try:
+        if isinstance(headers, Mapping):
+            found += [str(v) for k, v in headers.items() if is_secret_name(str(k))]
+        found += [v for k, v in query_pairs(params) if is_secret_name(k)]
+        parts = urlsplit(str(url))
         found += [v for k, v in parse_qsl(parts.query) if is_secret_name(k)]
-        if parts.password:
-            found.append(parts.password)
-    except ValueError:
+        for userinfo in (parts.username, parts.password):
+            if userinfo:
+                found += [userinfo, unquote(userinfo)]
+    except Exception:  # a text about a broken request must still be written
         pass
-    # Authorization: "Bearer abc" -> also scrub "abc" on its own.
-    found += [v.split(" ", 1)[1] for v in found if " " in v]
-    return [v for v in found if len(v) >= 4]
+    more: list[str] = []
+    for value in found:
+        # "Bearer abc" -> "abc"; "sid=abc; theme=x" -> "abc" (a cookie's values).
+        if " " in value:
+            more.append(value.split(" ", 1)[1])
+        for part in value.split(";"):
+            _, eq, rest = part.strip().partition("=")
+            if eq and rest:
+                more.append(rest)
+    return [v for v in found + more if len(v) >= _MIN_SECRET]
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every form in which ``secret`` may show up in a text."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret, safe="/"),
+        quote(secret),
+        quote_plus(secret),
+        quote_plus(secret, safe="/"),
+    }
+    with contextlib.suppress(Exception):
+        forms.add(str(httpx.QueryParams({"k": secret}))[2:])
+    forms |= {_lower_hex(f) for f in forms if "%" in f}
+    raw = secret.encode("utf-8", "surrogatepass")
+    for encoded in (raw, raw + b":"):  # ":" : a URL user name, sent as basic auth "user:"
+        b64 = base64.b64encode(encoded).decode()
+        forms |= {b64, b64.rstrip("="), base64.urlsafe_b64encode(encoded).decode().rstrip("=")}
+    return {f for f in forms if len(f) >= _MIN_SECRET}
+
+
+def _lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    """``text`` with every form of every secret replaced by ``***``."""
+    forms: set[str] = set()
+    for secret in set(secrets):
+        forms |= secret_forms(secret)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
 
 

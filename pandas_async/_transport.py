@@ -30,7 +30,16 @@ from aiohttp.helpers import get_env_proxy_for_url
 
 from ._options import UNSET
 from ._outcome import Answer
+from ._redirects import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    keeps_secrets,
+    origin,
+    redirect_headers,
+    redirect_method,
+)
 from ._requests import RequestSpec
+from ._secrets import is_secret_name
 
 __all__ = ["AiohttpSender", "Answer", "HttpxSender", "Sender", "describe_exception", "is_transient"]
 
@@ -54,6 +63,20 @@ _ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.RequestError]], ...] = (
 )
 # An absolute URL made only of characters that need no encoding (RFC 3986), and valid escapes.
 _CLEAN_URL = re.compile(r"https?://(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*\Z")
+
+
+def _redirect_target(current: yarl.URL, location: str, url: str) -> yarl.URL:
+    """Where a ``Location`` header points, resolved against the URL that answered."""
+    try:
+        target = current.join(yarl.URL(location))
+    except (ValueError, TypeError):
+        target = None
+    if target is None or target.scheme not in ("http", "https") or not target.host:
+        raise httpx.RemoteProtocolError(
+            "redirect to an unusable location (not an http(s) URL)",
+            request=httpx.Request("GET", url),
+        )
+    return target
 
 
 def _as_httpx_error(exc: BaseException, url: str) -> httpx.RequestError | None:
@@ -91,7 +114,30 @@ class HttpxSender(Sender):
             data=spec.data,
             timeout=self._timeout,
         )
-        return Answer.from_httpx(await self.client.send(request))
+        client = self.client
+        if not client.follow_redirects:
+            return Answer.from_httpx(await client.send(request))
+        # The client follows redirects: do it here, hop by hop as httpx would, but drop every
+        # secret header (not only Authorization) and cookie on the way to another origin.
+        response = await client.send(request, follow_redirects=False)
+        hops = 0
+        while response.next_request is not None:
+            if hops >= client.max_redirects:
+                raise httpx.TooManyRedirects(
+                    f"more than {client.max_redirects} redirects", request=response.request
+                )
+            hops += 1
+            following = response.next_request
+            here, there = response.request.url, following.url
+            if not keeps_secrets(
+                origin(here.scheme, here.host, here.port),
+                origin(there.scheme, there.host, there.port),
+            ):
+                for name in [k for k in following.headers if is_secret_name(k)]:
+                    del following.headers[name]
+            # auth=None: the client's auth was for the first request, as in httpx's own loop.
+            response = await client.send(following, follow_redirects=False, auth=None)
+        return Answer.from_httpx(response)
 
 
 class AiohttpSender(Sender):
@@ -146,32 +192,58 @@ class AiohttpSender(Sender):
             headers = {"Content-Type": "application/json", **(headers or {})}
         elif spec.data is not None:
             body = spec.data
+        method = spec.method
         target_url = yarl.URL(url, encoded=True)  # exactly as encoded: no re-normalising
-        proxy, proxy_auth = self._proxy_for(target_url)
-        tls: ssl.SSLContext | bool = tls_context() if target_url.scheme == "https" else True
-        try:
-            async with self._session.request(
-                spec.method,
-                target_url,
-                headers=headers,
-                data=body,
-                proxy=proxy,
-                proxy_auth=proxy_auth,
-                ssl=tls,
-            ) as response:
-                content = await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            mapped = _as_httpx_error(exc, url)
-            if mapped is None:  # pragma: no cover - ClientError is the last entry of the map
-                raise
-            raise mapped from exc
-        return Answer(
-            response.status,
-            response.reason or "",
-            response.headers,
-            content,
-            spec.method,
-            response.url,
+        # Redirects are followed here, not by aiohttp: see _redirects for why.
+        for _ in range(MAX_REDIRECTS + 1):
+            proxy, proxy_auth = self._proxy_for(target_url)
+            tls: ssl.SSLContext | bool = tls_context() if target_url.scheme == "https" else True
+            try:
+                async with self._session.request(
+                    method,
+                    target_url,
+                    headers=headers,
+                    data=body,
+                    proxy=proxy,
+                    proxy_auth=proxy_auth,
+                    ssl=tls,
+                    allow_redirects=False,
+                ) as response:
+                    location = (
+                        response.headers.get("Location")
+                        if response.status in REDIRECT_STATUSES
+                        else None
+                    )
+                    if location is None:
+                        content = await response.read()
+                        return Answer(
+                            response.status,
+                            response.reason or "",
+                            response.headers,
+                            content,
+                            method,
+                            response.url,
+                        )
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                mapped = _as_httpx_error(exc, url)
+                if mapped is None:  # pragma: no cover - ClientError is the last entry of the map
+                    raise
+                raise mapped from exc
+            next_url = _redirect_target(target_url, location, url)
+            new_method = redirect_method(status, method)
+            dropped = new_method != method and body is not None
+            headers = redirect_headers(
+                headers,
+                origin(target_url.scheme, target_url.host, target_url.port),
+                origin(next_url.scheme, next_url.host, next_url.port),
+                body_dropped=dropped,
+            )
+            if dropped:
+                body = None
+            method, target_url = new_method, next_url
+        raise httpx.TooManyRedirects(
+            f"more than {MAX_REDIRECTS} redirects", request=httpx.Request(spec.method, url)
         )
 
     async def aclose(self) -> None:
