@@ -1,0 +1,161 @@
+"""What runs on a Dask worker for one partition, and how partitions are made to agree.
+
+``fetch_partition`` runs the pandas call on one partition under one lease of the call's budget
+(``_dask_leases``) and returns a ``PartResult``: the frame, and with ``errors="raise"`` the failed
+rows and their causes, so the failures of every partition can be raised together. The rest are
+small pure steps the graph applies to those results: a probe of each result's columns, the one
+column set they unify to, and each result conformed to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ._accessor import DataFrameAccessor, SeriesAccessor
+from ._dask_leases import LeasePlan, acquire_lease, current_task_cancelled
+from ._errors import FetchError, PandasAsyncError
+from ._frames import OUTCOME_COLUMNS
+from ._runner import run_sync
+
+__all__ = [
+    "PartResult",
+    "Probe",
+    "conform",
+    "failures_of",
+    "fetch_partition",
+    "probe",
+    "raise_failures",
+    "unify",
+]
+
+_POLL = 0.1  # seconds between checks for a cancelled task while fetching
+
+
+@dataclass
+class PartResult:
+    """One partition's answer: its frame, and (``errors="raise"``) what failed in it."""
+
+    frame: pd.DataFrame
+    rows: int  # input rows
+    counts: Counter[str] = field(default_factory=Counter)  # cause -> failed rows
+    failed: pd.DataFrame | None = None  # the failed rows, with their outcome columns
+
+
+class TaskCancelled(PandasAsyncError):
+    """The Dask task was cancelled while it fetched; its requests were stopped."""
+
+
+def fetch_partition(
+    part: pd.DataFrame | pd.Series,
+    url: Any,
+    options: Mapping[str, Any],
+    plan: LeasePlan,
+) -> PartResult:
+    """The pandas call on one partition, with one lease's share of the call's budgets."""
+    opts = dict(options)
+    opts.update(concurrency=plan.concurrency, progress=False)
+    if plan.rate is not None:
+        opts["rate"] = plan.rate
+    if plan.burst is not None:
+        opts["burst"] = plan.burst
+    if isinstance(part, pd.Series):
+        call: Callable[[], Coroutine[Any, Any, pd.DataFrame]] = lambda: SeriesAccessor(  # noqa: E731
+            part
+        ).afetch(**opts)
+    else:
+        call = lambda: DataFrameAccessor(part).afetch(url, **opts)  # noqa: E731
+
+    rows = len(part)
+    try:
+        if rows == 0:  # nothing to send: no lease needed
+            return PartResult(run_sync(call()), rows)
+        cancelled = current_task_cancelled()
+        lease = acquire_lease(plan, cancelled)
+        if lease is None:
+            raise TaskCancelled("the Dask task was cancelled before it sent a request")
+        try:
+            return PartResult(run_sync(_until_cancelled(call(), cancelled)), rows)
+        finally:
+            # Held one rate period past the last answer (on this machine's clock), so the next
+            # holder of this lease never shares a rate window with this one.
+            lease.release(after=plan.hand_over)
+    except FetchError as exc:  # errors="raise": keep the good rows, and the failed ones apart
+        failed_mask = exc.frame["_error"].notna().to_numpy()
+        good = exc.frame.loc[~failed_mask].drop(columns=list(OUTCOME_COLUMNS))
+        return PartResult(good, rows, Counter(exc.counts), exc.frame.loc[failed_mask])
+
+
+async def _until_cancelled(
+    call: Coroutine[Any, Any, pd.DataFrame], cancelled: Callable[[], bool]
+) -> pd.DataFrame:
+    task = asyncio.ensure_future(call)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=_POLL)
+        if done:
+            return task.result()
+        if cancelled():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise TaskCancelled("the Dask task was cancelled; its requests were stopped")
+
+
+# -- steps the graph applies to partition results ------------------------------------------------
+
+
+@dataclass
+class Probe:
+    head: pd.DataFrame  # the first row (its columns and dtypes), or none for an empty result
+    empty: bool
+
+
+def probe(result: PartResult) -> Probe:
+    """What the client needs to know of a result to unify the columns: its first row only."""
+    return Probe(result.frame.iloc[:1], len(result.frame) == 0)
+
+
+def unify(probes: Sequence[Probe], fallback: pd.DataFrame) -> pd.DataFrame:
+    """The empty frame whose columns and dtypes ``pandas.concat`` of all results would have.
+
+    Only non-empty results count, as in the pandas call (an empty partition has no answers to
+    add columns); ``fallback`` (the pandas call on no rows) when every result is empty.
+    """
+    heads = [p.head for p in probes if not p.empty]
+    if not heads:
+        return fallback
+    return pd.concat(heads).iloc[:0]
+
+
+def conform(result: PartResult, meta: pd.DataFrame, *_after: object) -> pd.DataFrame:
+    """The result's frame with ``meta``'s columns, in order, and dtypes.
+
+    ``_after`` only orders the graph: with ``errors="raise"`` every output waits for the check.
+    """
+    frame = result.frame
+    if list(frame.columns) == list(meta.columns) and frame.dtypes.equals(meta.dtypes):
+        return frame
+    frame = pd.concat([meta, frame]) if len(frame) else meta.copy()
+    return frame.reindex(columns=meta.columns).astype(meta.dtypes.to_dict())
+
+
+def failures_of(result: PartResult) -> PartResult:
+    """The small part of a result the failure check needs (no good rows)."""
+    return PartResult(result.frame.iloc[:0], result.rows, result.counts, result.failed)
+
+
+def raise_failures(results: Sequence[PartResult]) -> bool:
+    """Raise one ``FetchError`` with the failed rows of every partition, if any failed."""
+    counts: Counter[str] = Counter()
+    failed = [r.failed for r in results if r.failed is not None]
+    for r in results:
+        counts.update(r.counts)
+    if failed:
+        raise FetchError(pd.concat(failed), counts, total=sum(r.rows for r in results))
+    return True
