@@ -218,7 +218,7 @@ def _jitter(path_qs: str) -> float:
     return 0.75 + (zlib.crc32(path_qs.encode()) % 1000) / 2000.0
 
 
-_COUNTER_KEY = web.AppKey("request_counter", list)
+_COUNTER_KEY = web.AppKey("request_counter", list[int])
 
 
 def create_app(latency: Callable[[], float] | float = DEFAULT_LATENCY) -> web.Application:
