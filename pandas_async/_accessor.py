@@ -5,24 +5,29 @@ pandas creates an accessor object on every attribute access, so nothing is kept 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Unpack
 
+import numpy as np
 import pandas as pd
 
-from ._engine import EnginePolicy, fetch_all
+from ._engine import EnginePolicy, OnRows, fetch_all
 from ._errors import FetchError
 from ._frames import make_parser
 from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
 from ._paginate import check_paginate
 from ._progress import Progress
-from ._report import record_report, report_from_outcomes
+from ._report import Report, record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
 from ._runner import claim_client, run_sync
 from ._schema import assemble_typed, parse_schema
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url
+from ._sink import BatchWriter, Dataset, key_hashes
 from ._timeline import Timeline
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]
@@ -50,7 +55,7 @@ class _Job:
         specs = build_requests(frame, url, opts, url_is_column=url_is_column)
         return cls(frame, specs, opts, f"{caller} {opts.method} {_describe_url(url, frame)}")
 
-    async def run(self) -> list[Outcome]:
+    async def run(self, on_rows: OnRows | None = None) -> list[Outcome]:
         o = self.options
         policy = EnginePolicy(
             concurrency=o.concurrency,
@@ -73,6 +78,7 @@ class _Job:
                 parse=make_parser(o.parse),
                 on_done=progress.update,
                 timeline=timeline,
+                on_rows=on_rows,
             )
         finally:
             progress.close()
@@ -157,6 +163,103 @@ def _mask_value(value: Any) -> Any:
     return value
 
 
+def _names(option: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(names, list | tuple)
+        or not names
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise TypeError(f"{option} expects a column name or a list of them, got {value!r}")
+    return tuple(names)
+
+
+def write_parquet(
+    frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+    url: Any,
+    *,
+    partition_cols: str | Sequence[str] | None = None,
+    key: str | Sequence[str] | None = None,
+    batch_size: int = 10_000,
+    clean: bool = True,
+    options: dict[str, Any],
+) -> Report:
+    """``DataFrame.aapi.to_parquet``, callable on one partition of a bigger job.
+
+    ``clean=False`` leaves files no commit names alone: when several processes write one
+    folder (dask partitions), one cleans first (``Dataset.open(clean=True)``), the others not.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"to_parquet: path expects a folder path, got {path!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size= expects a whole number of rows >= 1, got {batch_size!r}")
+    keys = _names("key=", key)
+    partitions = _names("partition_cols=", partition_cols) or ()
+    for name in keys or ():
+        if name not in frame.columns:
+            raise KeyError(f"key= names column {name!r}, which the frame lacks")
+    job = _Job.prepare("to_parquet", frame, url, options)
+    schema = job.options.schema
+    if schema is not None:
+        for name in partitions:
+            if name not in frame.columns and name not in schema.names:
+                raise ValueError(
+                    f"partition_cols= names {name!r}, neither an input column nor in schema="
+                )
+    hashes = key_hashes(frame, keys)
+    if len(np.unique(hashes)) != len(hashes):
+        what = "index labels" if keys is None else f"key= columns {list(keys)}"
+        raise ValueError(
+            f"to_parquet: the {what} repeat; resuming needs one key per row "
+            "(give key= columns that identify each row)"
+        )
+    dataset = Dataset(Path(path), keys, partitions)
+    todo = np.flatnonzero(~np.isin(hashes, dataset.open(clean=clean)))
+    part = frame.iloc[todo]
+    job = _Job(part, [job.specs[i] for i in todo], job.options, job.call)
+    o = job.options
+    writer = BatchWriter(
+        dataset, part, hashes[todo],
+        lambda rows, outcomes: assemble_typed(
+            rows, outcomes, o.schema, how=o.how, record_path=o.record_path, meta=o.meta,
+            max_level=o.max_level, sep=o.sep, prefix=o.prefix,
+        ),
+        batch_size=batch_size, keep_failed=o.errors == "raise",
+    )  # fmt: skip
+    started = time.perf_counter()
+    outcomes = run_sync(_stream(job, writer))
+    report = report_from_outcomes(
+        outcomes, call=job.call, seconds=time.perf_counter() - started,
+        paginated=o.paginate is not None,
+    )  # fmt: skip
+    failed = sum(writer.failures.values())
+    report = replace(report, failed_rows=failed, causes=dict(writer.failures))
+    record_report(report)
+    if writer.failed:
+        raise FetchError(
+            pd.concat(writer.failed), writer.failures, total=len(part),
+            where=f"{writer.rows_written} rows are written to {os.fspath(path)}; .frame holds "
+            "the failed rows with _status and _error; run to_parquet again to retry just them",
+        )  # fmt: skip
+    return report
+
+
+async def _stream(job: _Job, writer: BatchWriter) -> list[Outcome]:
+    """Run ``job`` feeding ``writer``; then wait until every good row is on disk."""
+    try:
+        outcomes = await job.run(on_rows=writer.on_rows)
+    except BaseException as exc:
+        writer.abort()
+        if writer.error is not None and isinstance(exc, BaseExceptionGroup):
+            raise writer.error from None
+        raise
+    await writer.close()
+    return outcomes
+
+
 @pd.api.extensions.register_dataframe_accessor("aapi")
 class DataFrameAccessor:
     """``df.aapi.fetch(url, **options)``: one HTTP request per row, answers joined back."""
@@ -189,6 +292,29 @@ class DataFrameAccessor:
         """
         n = _check_n(n)
         return _Job.prepare("preview", self._obj, url, dict(options)).preview(n)
+
+    def to_parquet(  # type: ignore[misc]  # schema= is named, as DESIGN section 6 has it
+        self,
+        path: str | os.PathLike[str],
+        url: Url,
+        partition_cols: str | Sequence[str] | None = None,
+        key: str | Sequence[str] | None = None,
+        batch_size: int = 10_000,
+        schema: Any = None,
+        **options: Unpack[FetchKwargs],
+    ) -> Report:
+        """Fetch every row and stream the results into a Parquet dataset folder at ``path``.
+
+        Rows are written in batches of ``batch_size`` input rows as they complete, so memory
+        is bounded by the batch. Re-running on the same ``path`` fetches only rows whose key
+        (the index labels, or the ``key`` columns) is not yet written; failed rows are never
+        written. ``partition_cols`` lays the folder out as ``col=value/`` folders. Returns the
+        run's :class:`pandas_async.Report`. See the README, "Streaming to Parquet".
+        """
+        return write_parquet(
+            self._obj, path, url, partition_cols=partition_cols, key=key,
+            batch_size=batch_size, options={**options, "schema": schema},
+        )  # fmt: skip
 
 
 @pd.api.extensions.register_series_accessor("aapi")

@@ -12,7 +12,7 @@ import contextvars
 import email.utils
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,10 +42,11 @@ from ._transport import (
     is_transient,
 )
 
-__all__ = ["EnginePolicy", "fetch_all"]
+__all__ = ["EnginePolicy", "OnRows", "fetch_all"]
 
 logger = logging.getLogger("pandas_async")
 _COOLDOWN_STATUSES = frozenset({429, 503})
+OnRows = Callable[[list[int], Outcome], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +133,7 @@ class Engine:
         parse: Callable[[Answer], Any],
         *,
         on_done: Callable[[int, Outcome], None] | None = None,
+        on_rows: OnRows | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         timeline: Timeline | None = None,
     ) -> None:
@@ -140,6 +142,7 @@ class Engine:
         self.policy = policy
         self.parse = parse
         self.on_done = on_done
+        self.on_rows = on_rows
         self.sleep = sleep
         self.gate = asyncio.Semaphore(policy.concurrency)
         self.limiter = (
@@ -183,6 +186,10 @@ class Engine:
                     outcomes[i] = outcome
                 if self.on_done is not None:
                     self.on_done(len(rows), outcome)
+                if self.on_rows is not None:
+                    wait = self.on_rows(rows, outcome)  # a sink's back-pressure, if any
+                    if wait is not None:
+                        await wait
                 if place.handed_over:
                     return
 
@@ -367,10 +374,14 @@ async def fetch_all(
     parse: Callable[[Answer], Any],
     on_done: Callable[[int, Outcome], None] | None = None,
     timeline: Timeline | None = None,
+    on_rows: OnRows | None = None,
 ) -> list[Outcome]:
     """One ``Outcome`` per spec, in order, through ``client`` as given or the default sender.
 
     ``timeline`` (made by the caller, read after) records where the time went.
+    ``on_rows(rows, outcome)`` is called as each request completes, with the positions of the
+    specs it answered (several when deduped); it may return an awaitable to slow the runners
+    down (a sink whose writer is behind).
     """
     if not specs:
         return []
@@ -380,7 +391,9 @@ async def fetch_all(
     else:
         sender = AiohttpSender(concurrency=policy.concurrency, timeout=policy.timeout)
     try:
-        engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline)
+        engine = Engine(
+            sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows
+        )
         return await engine.run(specs)
     finally:
         await sender.aclose()

@@ -34,20 +34,24 @@ class FetchError(PandasAsyncError):
     number of rows.
     """
 
-    def __init__(self, frame: pd.DataFrame, counts: Mapping[str, int], total: int) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        counts: Mapping[str, int],
+        total: int,
+        where: str = "the fetched rows and the outcome of each are in .frame",
+    ) -> None:
         self.frame = frame
         self.counts = dict(counts)
         self.total = total
+        self.where = where
         failed = sum(self.counts.values())
         causes = ", ".join(
             f"{n} {cause}" for cause, n in sorted(self.counts.items(), key=lambda kv: -kv[1])
         )
-        super().__init__(
-            f"{failed} of {total} rows failed ({causes}); "
-            f"the fetched rows and the outcome of each are in .frame"
-        )
+        super().__init__(f"{failed} of {total} rows failed ({causes}); {where}")
 
     def __reduce__(
         self,
     ) -> tuple[object, ...]:  # keep the exception picklable (dask, multiprocessing)
-        return (type(self), (self.frame, self.counts, self.total))
+        return (type(self), (self.frame, self.counts, self.total, self.where))

@@ -22,6 +22,8 @@ Endpoints (all answer JSON unless said otherwise):
 ``/empty-list``             ``[]``
 ``/text?value=...``         text/plain
 ``/csv?n=2``                text/csv with columns a, b
+``/blob?id=1&size=2000``    ``{"id": id, "data": "xxx..."}`` with ``size`` bytes of data (big
+                            answers from small requests, for memory tests)
 ``/ratelimited?limit=10&period=1``  200, but counts arrivals breaking a sliding-window limit
 ``/host-cooldown``          the first call after a reset answers ``status`` (429) with
                             ``Retry-After: retry_after`` (1) and starts a cool-down; any request
@@ -316,6 +318,10 @@ def build_app(state: ServerState) -> web.Application:
     async def text(request: web.Request) -> web.Response:
         return web.Response(text=request.query.get("value", "hello world"))
 
+    async def blob(request: web.Request) -> web.Response:
+        size = _int(request, "size", 2000)
+        return _json({"id": _int(request, "id", 0), "data": "x" * size})
+
     async def csv(request: web.Request) -> web.Response:
         n = _int(request, "n", 2)
         lines = ["a,b", *(f"{i},{chr(ord('w') + i)}" for i in range(1, n + 1))]
@@ -487,6 +493,7 @@ def build_app(state: ServerState) -> web.Application:
     app.router.add_get("/empty-list", empty_list)
     app.router.add_get("/text", text)
     app.router.add_get("/csv", csv)
+    app.router.add_get("/blob", blob)
     app.router.add_get("/ratelimited", ratelimited)
     app.router.add_get("/host-cooldown", host_cooldown)
     app.router.add_route("*", "/pages/{key}", pages)
