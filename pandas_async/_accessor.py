@@ -55,7 +55,12 @@ class _Job:
         specs = build_requests(frame, url, opts, url_is_column=url_is_column)
         return cls(frame, specs, opts, f"{caller} {opts.method} {_describe_url(url, frame)}")
 
-    async def run(self, on_rows: OnRows | None = None) -> list[Outcome]:
+    async def run(self) -> list[Outcome]:
+        outcomes, _ = await self.run_reported()
+        return outcomes
+
+    async def run_reported(self, on_rows: OnRows | None = None) -> tuple[list[Outcome], Report]:
+        """Send every request; record and return the report too (``on_rows``: a sink's hook)."""
         o = self.options
         policy = EnginePolicy(
             concurrency=o.concurrency,
@@ -83,17 +88,16 @@ class _Job:
         finally:
             progress.close()
         timeline.finish()
-        record_report(
-            report_from_outcomes(
-                outcomes,
-                call=self.call,
-                seconds=timeline.seconds,
-                paginated=o.paginate is not None,
-                timeline=timeline,
-                rate=o.rate.limit / o.rate.period if o.rate else None,
-            )
+        report = report_from_outcomes(
+            outcomes,
+            call=self.call,
+            seconds=timeline.seconds,
+            paginated=o.paginate is not None,
+            timeline=timeline,
+            rate=o.rate.limit / o.rate.period if o.rate else None,
         )
-        return outcomes
+        record_report(report)
+        return outcomes, report
 
     def finish(self, outcomes: list[Outcome]) -> pd.DataFrame:
         o = self.options
@@ -230,13 +234,12 @@ def write_parquet(
         batch_size=batch_size, keep_failed=o.errors == "raise",
     )  # fmt: skip
     started = time.perf_counter()
-    outcomes = run_sync(_stream(job, writer))
-    report = report_from_outcomes(
-        outcomes, call=job.call, seconds=time.perf_counter() - started,
-        paginated=o.paginate is not None,
-    )  # fmt: skip
+    report = run_sync(_stream(job, writer))
     failed = sum(writer.failures.values())
-    report = replace(report, failed_rows=failed, causes=dict(writer.failures))
+    report = replace(
+        report, failed_rows=failed, causes=dict(writer.failures),
+        seconds=time.perf_counter() - started,  # the last batch's writing included
+    )  # fmt: skip
     record_report(report)
     if writer.failed:
         raise FetchError(
@@ -247,17 +250,17 @@ def write_parquet(
     return report
 
 
-async def _stream(job: _Job, writer: BatchWriter) -> list[Outcome]:
+async def _stream(job: _Job, writer: BatchWriter) -> Report:
     """Run ``job`` feeding ``writer``; then wait until every good row is on disk."""
     try:
-        outcomes = await job.run(on_rows=writer.on_rows)
+        _, report = await job.run_reported(on_rows=writer.on_rows)
     except BaseException as exc:
         writer.abort()
         if writer.error is not None and isinstance(exc, BaseExceptionGroup):
             raise writer.error from None
         raise
     await writer.close()
-    return outcomes
+    return report
 
 
 @pd.api.extensions.register_dataframe_accessor("aapi")

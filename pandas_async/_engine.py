@@ -391,9 +391,7 @@ async def fetch_all(
     else:
         sender = AiohttpSender(concurrency=policy.concurrency, timeout=policy.timeout)
     try:
-        engine = Engine(
-            sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows
-        )
+        engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows)
         return await engine.run(specs)
     finally:
         await sender.aclose()

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._frames import OUTCOME_COLUMNS, Assembled
+from ._frames import Assembled
 from ._outcome import Outcome
 
 __all__ = ["SCHEMA_FILE", "STATE_DIR", "BatchWriter", "Dataset", "SinkFailed", "key_hashes"]
@@ -347,11 +347,12 @@ class BatchWriter:
         part[_ROW] = positions
         assembled = self.finish(part, outcomes)
         result = assembled.frame
-        ok = result["_error"].isna().to_numpy()
+        error = assembled.outcome_columns[1]  # _status, _error, ...: suffixed on a clash
+        ok = result[error].isna().to_numpy()
         rows = result[_ROW].to_numpy()
         good_rows = np.unique(rows[ok])
         failed = result[~ok].drop(columns=[_ROW])
-        good = result[ok].drop(columns=[_ROW, *OUTCOME_COLUMNS])
+        good = result[ok].drop(columns=[_ROW, *assembled.outcome_columns])
         good = _index_as_columns(good) if self.dataset.key is None else good
         self.dataset.write(good.reset_index(drop=True), self.hashes[good_rows])
         self.rows_written += len(good_rows)

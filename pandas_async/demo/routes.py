@@ -257,7 +257,6 @@ def create_app(latency: Callable[[], float] | float = DEFAULT_LATENCY) -> web.Ap
     return app
 
 
-
 def request_count(app: web.Application) -> int:
     """How many requests an application made by ``create_app`` has received."""
     return app[_COUNTER_KEY][0]

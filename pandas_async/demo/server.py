@@ -130,5 +130,3 @@ def serve(port: int = 0, latency: float = DEFAULT_LATENCY) -> Iterator[DemoServe
         yield server
     finally:
         server.stop()
-
-
