@@ -17,7 +17,6 @@ distributed = pytest.importorskip("distributed")
 
 import pandas_async.dask  # noqa: E402  (registers .aapi on dask frames)
 from pandas_async._dask_leases import LeasePlan  # noqa: E402
-from pandas_async._dask_parts import fetch_partition  # noqa: E402
 from pandas_async._options import Rate  # noqa: E402
 from tests.helpers import fast_retry  # noqa: E402
 from tests.server import TestServer  # noqa: E402
@@ -114,6 +113,32 @@ def test_errors_raise_gathers_every_failed_row(server: TestServer) -> None:
     assert error.frame["_status"].tolist() == [404, 404, 404]
 
 
+SCHEMA = {"name": "string", "address.geo.lat": "float64", "id": "int64"}
+
+
+def test_schema_makes_the_result_lazy(server: TestServer) -> None:
+    frame, ddf = users(20, 4, missing=1)
+    url = server.url + "/users/{user_id}"
+    out = ddf.aapi.fetch(url, schema=SCHEMA, errors="collect")
+    assert server.count() == 0  # nothing sent before compute
+    expected = frame.aapi.fetch(url, schema=SCHEMA, errors="collect")
+    assert list(out.columns) == list(expected.columns)
+    got = out.compute()
+    assert server.count("/users/") == 2 * len(frame)
+    pd.testing.assert_frame_equal(without_elapsed(got), without_elapsed(as_dask_holds(expected)))
+
+
+def test_schema_errors_raise_at_compute_with_every_failed_row(server: TestServer) -> None:
+    _, ddf = users(12, 3, missing=2)
+    out = ddf.aapi.fetch(server.url + "/users/{user_id}", schema=SCHEMA)
+    assert server.count() == 0
+    assert "_error" not in out.columns
+    with pytest.raises(pandas_async.FetchError) as info:
+        out.compute()
+    assert info.value.counts == {"HTTP 404 Not Found": 2}
+    assert sorted(info.value.frame["user_id"]) == [5000, 5001]
+
+
 def test_threaded_scheduler_holds_concurrency_in_process(server: TestServer) -> None:
     frame = pd.DataFrame({"id": range(24)})
     ddf = dd.from_pandas(frame, npartitions=6)
@@ -206,17 +231,35 @@ def test_cluster_rate_is_a_total(client: Any, server: TestServer) -> None:
 
 
 @pytest.mark.slow
-def test_cluster_cancel_stops_requests(client: Any, server: TestServer) -> None:
-    frame = pd.DataFrame({"id": range(200)})
-    plan = LeasePlan.split(concurrency=4, rate=None, burst=None, partitions=1, threads=1)
-    options = {"params": {"delay": "0.3", "id": "{id}"}}
-    future = client.submit(fetch_partition, frame, server.url + "/slow", options, plan, pure=False)
-    assert server.wait_for(lambda: server.count("/slow") >= 4, timeout=10)
+def test_cluster_schema_is_lazy_and_cancel_stops_requests(client: Any, server: TestServer) -> None:
+    ddf = dd.from_pandas(pd.DataFrame({"id": range(400)}), npartitions=4)
+    out = ddf.aapi.fetch(
+        server.url + "/slow",
+        params={"delay": "0.3", "id": "{id}"},
+        schema={"delay": "float64"},
+        concurrency=8,
+    )
+    time.sleep(0.5)
+    assert server.count() == 0  # nothing sent before compute
+    future = client.compute(out)
+    assert server.wait_for(lambda: server.count("/slow") >= 8, timeout=10)
     future.cancel()
     assert server.wait_for(lambda: server.in_flight == 0, timeout=5)
     sent = server.count("/slow")
     time.sleep(1.0)
-    assert server.count("/slow") == sent < 40
+    assert server.count("/slow") == sent < 100  # 400 without the cancel
+
+
+@pytest.mark.slow
+def test_cluster_schema_raise_gathers_failures_across_partitions(
+    client: Any, server: TestServer
+) -> None:
+    _, ddf = users(30, 3, missing=3)
+    out = ddf.aapi.fetch(server.url + "/users/{user_id}", schema=SCHEMA, concurrency=6)
+    with pytest.raises(pandas_async.FetchError) as info:
+        out.compute()
+    assert info.value.total == 33
+    assert sorted(info.value.frame["user_id"]) == [5000, 5001, 5002]
 
 
 @pytest.mark.slow
