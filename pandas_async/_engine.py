@@ -178,7 +178,9 @@ class Engine:
             place = _Place(start_runner)
             _PLACE.set(place)
             for spec, rows in rows_left:
-                if paginate is None:
+                if spec.problem is not None:  # the row's request could not be built: not sent
+                    outcome = spec.problem
+                elif paginate is None:
                     outcome, _ = await self.fetch(spec)
                 else:
                     outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)

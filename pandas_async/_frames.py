@@ -7,7 +7,10 @@ list, or a failure) keeps one row with empty response columns, so nothing is sil
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +37,8 @@ SCALAR_COLUMN = "response"
 SUFFIX = "_response"
 OUTCOME_COLUMNS = ("_status", "_error", "_elapsed", "_attempts")
 _ROW_KEY = "\x00pandas_async_row"
+_LONG_NUMBER = re.compile(rb"\d{19}")  # 19+ digits: may not fit in 64 bits
+TOO_DEEP = "answer nested too deeply"
 
 
 def _parse_json(answer: Answer) -> Any:
@@ -41,9 +46,15 @@ def _parse_json(answer: Answer) -> Any:
     if not content.strip():
         return None  # 204 No Content, HEAD: nothing to add
     try:
-        return orjson.loads(content)
+        value = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
         raise AnswerError("invalid JSON", str(exc)) from None
+    if _LONG_NUMBER.search(content):
+        # orjson reads integers beyond 64 bits as floats, losing digits (ids, snowflakes); the
+        # standard library keeps them exact. Only answers with such long numbers pay for it.
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(content)
+    return value
 
 
 def _parse_text(answer: Answer) -> Any:
@@ -153,7 +164,9 @@ def assemble(
             if o.value is not None:
                 records.append(_as_record(o.value))
                 owners.append(k)
-        normalized = _normalize(records, sep=sep, max_level=max_level)
+        normalized, owners = _normalize_owned(
+            records, owners, distinct, sep=sep, max_level=max_level
+        )
     elif record_path is None:
         records = []
         for k, o in enumerate(distinct):
@@ -161,7 +174,9 @@ def assemble(
                 items = _records_of(o.value)
                 records.extend(_as_record(r) for r in items)
                 owners.extend([k] * len(items))
-        normalized = _normalize(records, sep=sep, max_level=max_level)
+        normalized, owners = _normalize_owned(
+            records, owners, distinct, sep=sep, max_level=max_level
+        )
     else:
         normalized, owners = _normalize_paths(
             distinct, record_path=record_path, meta=meta, sep=sep, max_level=max_level
@@ -218,6 +233,50 @@ def _normalize(records: list[dict[str, Any]], *, sep: str, max_level: int | None
     return pd.json_normalize(records, sep=sep, max_level=max_level)
 
 
+def _normalize_owned(
+    records: list[dict[str, Any]],
+    owners: list[int],
+    outcomes: list[Outcome],
+    *,
+    sep: str,
+    max_level: int | None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """``_normalize`` all records at once; if that fails (an answer nested ~1,000 levels deep
+    exhausts the recursion of ``json_normalize``), find the answers at fault, fail just their
+    rows (``outcomes`` is updated) and flatten everything else."""
+    try:
+        return _normalize(records, sep=sep, max_level=max_level), owners
+    except Exception:  # whatever an answer holds, only its row may fail
+        pass
+    by_owner: dict[int, list[dict[str, Any]]] = {}
+    for record, k in zip(records, owners, strict=True):
+        by_owner.setdefault(k, []).append(record)
+    kept: list[dict[str, Any]] = []
+    kept_owners: list[int] = []
+    for k, mine in by_owner.items():
+        try:
+            _normalize(mine, sep=sep, max_level=max_level)
+        except Exception as exc:
+            outcomes[k] = _unflattenable(outcomes[k], exc)
+            continue
+        kept.extend(mine)
+        kept_owners.extend([k] * len(mine))
+    return _normalize(kept, sep=sep, max_level=max_level), kept_owners
+
+
+def _unflattenable(o: Outcome, exc: BaseException) -> Outcome:
+    if isinstance(exc, RecursionError):
+        cause = TOO_DEEP
+        text = (
+            f"{cause} to flatten into columns; pass max_level= (or parse=) to keep the deep "
+            "part as one value"
+        )
+    else:
+        cause = "unexpected answer"
+        text = f"{cause}: cannot flatten it ({type(exc).__name__}: {str(exc)[:150]})"
+    return Outcome(None, o.status, text, cause, o.elapsed, o.attempts, o.pages)
+
+
 def _normalize_paths(
     outcomes: list[Outcome],
     *,
@@ -251,13 +310,16 @@ def _normalize_paths(
 
     try:
         table = normalize(docs) if docs else pd.DataFrame({_ROW_KEY: []})
-    except (KeyError, TypeError, AttributeError):
-        # Some answers lack the record_path: find them, fail just those rows.
+    except (KeyError, TypeError, AttributeError, RecursionError):
+        # Some answers lack the record_path (or nest too deeply): fail just those rows.
         good: list[dict[str, Any]] = []
         lacking: set[int] = set()
         for doc, i in zip(docs, doc_owner, strict=True):
             try:
                 normalize([doc])
+            except RecursionError as exc:
+                lacking.add(i)
+                outcomes[i] = _unflattenable(outcomes[i], exc)
             except (KeyError, TypeError, AttributeError) as exc:
                 lacking.add(i)
                 o = outcomes[i]

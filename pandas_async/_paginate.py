@@ -304,7 +304,7 @@ async def fetch_pages(
     A paginator that raises fails its row (cause ``"paginator error"``), like a failed page.
     """
     try:
-        spec = paginator.first_request(spec)
+        spec = _checked(paginator.first_request(spec), "first_request")
     except Exception as exc:
         return _paginator_failed(spec, exc, None, 0, None, 0.0, 0)
     seen = {_page_key(spec)}
@@ -342,6 +342,8 @@ async def fetch_pages(
                     response=answer.response, value=outcome.value)  # fmt: skip
         try:
             following = paginator.next_request(spec, page)
+            if following is not None:
+                following = _checked(following, "next_request")
         except Exception as exc:
             return _paginator_failed(
                 spec, exc, collected, number, outcome.status, elapsed, attempts
@@ -355,6 +357,16 @@ async def fetch_pages(
             return Outcome(collected, outcome.status, error, cause, elapsed, attempts, number)
         seen.add(key)
         spec = following
+
+
+def _checked(spec: Any, method: str) -> RequestSpec:
+    """A custom paginator's answer, refused (failing its row only) unless it is a request spec."""
+    if not isinstance(spec, RequestSpec):
+        raise TypeError(
+            f"{method}() returned a {type(spec).__name__}, expected a RequestSpec (or None to "
+            "stop); build it with dataclasses.replace(spec, ...)"
+        )
+    return spec
 
 
 def _paginator_failed(

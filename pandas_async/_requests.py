@@ -6,8 +6,6 @@ built, so a typo raises ``KeyError`` naming the column before a single request i
 
 from __future__ import annotations
 
-import datetime
-import math
 import string
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -15,11 +13,12 @@ from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 
 from ._options import UNSET
-from ._secrets import MASK, is_secret_name, mask_headers, mask_url
+from ._outcome import Outcome
+from ._secrets import MASK, is_secret_name, mask_headers, mask_url, query_pairs
+from ._values import MISSING, ValueProblem, is_missing, json_ready, outgoing, text_of
 
 __all__ = ["RequestOptions", "RequestSpec", "Template", "build_requests"]
 
@@ -36,9 +35,12 @@ class RequestSpec:
     headers: Mapping[str, str] | None = None
     json: Any = UNSET
     data: Any = None
+    # Set when the row's request could not be built (a callable raised, a value cannot be sent):
+    # the row's outcome, sent as is by the engine, so only that row fails.
+    problem: Outcome | None = None
 
     def __repr__(self) -> str:  # secrets masked: a spec can end up in a user's log
-        params = {k: MASK if is_secret_name(str(k)) else v for k, v in (self.params or {}).items()}
+        params = [(k, MASK if is_secret_name(k) else v) for k, v in query_pairs(self.params)]
         return (
             f"RequestSpec({self.method} {mask_url(self.url)}, params={params or None}, "
             f"headers={mask_headers(self.headers) or None})"
@@ -50,7 +52,7 @@ class RequestSpec:
         The body is part of the key: search APIs take a GET with a JSON body, and two rows with
         different bodies asked different questions.
         """
-        if self.method not in ("GET", "HEAD"):
+        if self.method not in ("GET", "HEAD") or self.problem is not None:
             return None
         body = None if self.json is UNSET else ("json", freeze(self.json))
         return (
@@ -124,7 +126,7 @@ class Template:
                 value = repr(value)
             elif conversion == "a":
                 value = ascii(value)
-            text = format(value, spec) if spec else str(value)
+            text = format(value, spec) if spec else text_of(value, f"column {field!r}")
             if encode:
                 # "." and ".." are dot-segments a URL parser would resolve: encode them too.
                 text = "%2E" * len(text) if text in (".", "..") else quote(text, safe="")
@@ -155,13 +157,20 @@ def _fields_of(value: Any) -> Iterator[str]:
 
 
 def _fill(value: Any, row: Mapping[str, Any]) -> Any:
-    """Fill every templated string in a dict/list/str with the row's values."""
+    """Fill every templated string in a dict/list/str with the row's values.
+
+    A string whose fields hold a missing value becomes ``MISSING``: the caller leaves that param,
+    header or form field out (a JSON body gets null), rather than send "None" or "nan".
+    """
     if isinstance(value, str):
         if not _is_template(value):
             return value
         template = _template(value)
         if template.is_single_field:
-            return _plain(row[template.fields[0]])
+            field = template.fields[0]
+            return _plain(row[field], f"column {field!r}")
+        if any(is_missing(row[f]) for f in template.fields):
+            return MISSING
         return template.render(row)
     if isinstance(value, Mapping):
         return {k: _fill(v, row) for k, v in value.items()}
@@ -170,19 +179,42 @@ def _fill(value: Any, row: Mapping[str, Any]) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """A cell as a JSON-ready value: missing -> None, timestamps -> ISO text, numpy -> Python."""
+def _plain(value: Any, where: str) -> Any:
+    """A cell as a JSON-ready value: missing -> MISSING, timestamps -> ISO text, numpy -> Python,
+    bytes -> text."""
     if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, datetime.date | datetime.time | pd.Timedelta):
-        return value.isoformat()  # pd.Timestamp is a datetime
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    return value
+        return MISSING if value is None else value
+    if is_missing(value):
+        return MISSING
+    if isinstance(value, bytes | bytearray):
+        return text_of(value, where)
+    try:
+        return json_ready(value, where)
+    except ValueProblem:
+        return value  # a JSON body refuses it later; a param or header sends its text
+
+
+class _RowFailure(Exception):
+    """This row's request cannot be built; the others can."""
+
+    def __init__(self, cause: str, text: str) -> None:
+        super().__init__(text)
+        self.cause = cause
+        self.text = text
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _call(fn: Callable[[Any], Any], name: str, row: Any) -> Any:
+    """A user's callable, whose failure fails this row only."""
+    try:
+        return fn(row)
+    except Exception as exc:
+        cause = f"{name}= callable error"
+        raise _RowFailure(cause, f"{name}= callable raised {_short(exc)}") from exc
 
 
 class _CompiledOption:
@@ -309,38 +341,52 @@ def build_requests(
         if opt.fn is None and not list(_fields_of(opt.constant))
     }
 
-    specs: list[RequestSpec] = []
-    for i in range(n):
-        row = {f: col[i] for f, col in values.items()}
-        series: Any = next(series_rows) if series_rows is not None else None
+    cleaned_static = {name: outgoing(name, opt.constant) for name, opt in static.items()}
+
+    def one(i: int, row: dict[str, Any], series: Any) -> RequestSpec:
         if url_fn is not None:
-            target = url_fn(series)
+            target = _call(url_fn, "url", series)
             if not isinstance(target, str):
-                raise TypeError(f"url= callable returned {type(target).__name__}, expected str")
+                raise _RowFailure(
+                    "url= callable error",
+                    f"url= callable returned a {type(target).__name__}, expected a str",
+                )
         elif url_column is not None:
-            target = str(url_values[i])  # type: ignore[index]
+            target = text_of(url_values[i], f"column {url_column!r}")  # type: ignore[index]
         else:
             target = url_template.render(row, encode=True)  # type: ignore[union-attr]
         kwargs: dict[str, Any] = {}
         for name, opt in compiled.items():
             if opt.fn is not None:
-                kwargs[name] = opt.fn(series)
+                kwargs[name] = outgoing(name, _call(opt.fn, name, series))
             elif name in static:
-                kwargs[name] = opt.constant
+                kwargs[name] = cleaned_static[name]
             else:
-                kwargs[name] = _fill(opt.constant, row)
-        headers = kwargs.get("headers")
-        if headers is not None:
-            kwargs["headers"] = {str(k): str(v) for k, v in headers.items()}
-        specs.append(RequestSpec(method, target, **kwargs))
+                kwargs[name] = outgoing(name, _fill(opt.constant, row))
+        return RequestSpec(method, target, **kwargs)
+
+    specs: list[RequestSpec] = []
+    for i in range(n):
+        row = {f: col[i] for f, col in values.items()}
+        series: Any = next(series_rows) if series_rows is not None else None
+        try:
+            specs.append(one(i, row, series))
+        except ValueProblem as exc:
+            specs.append(_failed_spec(method, "bad value", f"bad value: {exc}"))
+        except _RowFailure as exc:
+            specs.append(_failed_spec(method, exc.cause, exc.text))
     if options.client is None:
         for label, spec in zip(frame.index, specs, strict=True):
-            if not spec.url.startswith(("http://", "https://")):
+            if spec.problem is None and not spec.url.startswith(("http://", "https://")):
                 raise ValueError(
                     f"row {label!r}: {spec.url[:80]!r} is not an http(s) URL; a relative URL "
                     "needs client=httpx.AsyncClient(base_url=...)"
                 )
     return specs
+
+
+def _failed_spec(method: str, cause: str, text: str) -> RequestSpec:
+    return RequestSpec(method, "", problem=Outcome(None, None, text, cause))
 
 
 def _iter_series(frame: pd.DataFrame) -> Iterator[pd.Series]:

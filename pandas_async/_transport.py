@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 import httpx
-import orjson
 import yarl
 from aiohttp.helpers import get_env_proxy_for_url
 
@@ -40,6 +39,7 @@ from ._redirects import (
 )
 from ._requests import RequestSpec
 from ._secrets import is_secret_name
+from ._values import encode_json
 
 __all__ = ["AiohttpSender", "Answer", "HttpxSender", "Sender", "describe_exception", "is_transient"]
 
@@ -105,12 +105,18 @@ class HttpxSender(Sender):
         self._timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
 
     async def send(self, spec: RequestSpec) -> Answer:
+        headers = spec.headers
+        content: bytes | None = None
+        if spec.json is not UNSET and spec.json is not None:
+            # Our JSON, not httpx's json.dumps: NaN as null, Decimal exact, as the default sender.
+            content = encode_json(spec.json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
         request = self.client.build_request(
             spec.method,
             spec.url,
             params=spec.params,
-            headers=spec.headers,
-            json=None if spec.json is UNSET else spec.json,
+            headers=headers,
+            content=content,
             data=spec.data,
             timeout=self._timeout,
         )
@@ -188,7 +194,7 @@ class AiohttpSender(Sender):
         body: Any = None
         headers = spec.headers
         if spec.json is not UNSET and spec.json is not None:
-            body = orjson.dumps(spec.json, option=orjson.OPT_SERIALIZE_NUMPY)
+            body = encode_json(spec.json)
             headers = {"Content-Type": "application/json", **(headers or {})}
         elif spec.data is not None:
             body = spec.data

@@ -2,7 +2,7 @@
 
 Each ``EchoServer`` is an aiohttp app on 127.0.0.1 in a daemon thread. Endpoints:
 
-``/echo``                   any method: method, query string, headers, body (as text) and JSON body
+``/echo``                   any method: method, query string (as sent), headers, body (as text)
 ``/to?url=U&status=302``    redirects to ``U`` (absolute or relative) with that status
 ``/loop``                   redirects to itself, keeping its query string, forever
 ``/deep?n=1000``            an object nested ``n`` levels deep: ``{"a": {"a": ... 1}}``
@@ -64,7 +64,7 @@ class EchoServer:
             seen = Seen(
                 request.method,
                 request.path,
-                request.query_string,
+                request.raw_path.partition("?")[2],
                 {k.lower(): v for k, v in request.headers.items()},
                 body,
             )
@@ -78,7 +78,7 @@ class EchoServer:
             return web.json_response(
                 {
                     "method": request.method,
-                    "query_string": request.query_string,
+                    "query_string": request.raw_path.partition("?")[2],  # as sent
                     "headers": {k.lower(): v for k, v in request.headers.items()},
                     "body": body.decode("utf-8", "replace"),
                 }
