@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -28,7 +28,7 @@ from ._runner import claim_client, run_sync
 from ._schema import assemble_typed, parse_schema
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url
 from ._sink import BatchWriter, Dataset, key_hashes
-from ._timeline import Timeline
+from ._tracing import call_timeline, capture_parent, url_template
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]
 
@@ -43,6 +43,10 @@ class _Job:
     specs: list[RequestSpec]
     options: FetchOptions
     call: str  # "fetch GET https://h/users/{user_id}", secrets masked: names the call in reports
+    caller: str  # "fetch", "afetch", "preview"
+    template: str | None  # "/users/{user_id}", secrets masked: names the spans (None: no template)
+    trace_parent: Any = field(repr=False)  # the caller's OpenTelemetry context
+    source: str | None = field(repr=False)  # the URL template as given, to find secret fields
 
     @classmethod
     def prepare(
@@ -53,7 +57,11 @@ class _Job:
         opts = replace(opts, schema=parse_schema(opts.schema))
         check_paginate(opts.paginate, opts.how)
         specs = build_requests(frame, url, opts, url_is_column=url_is_column)
-        return cls(frame, specs, opts, f"{caller} {opts.method} {_describe_url(url, frame)}")
+        call = f"{caller} {opts.method} {_describe_url(url, frame)}"
+        source = template = None
+        if isinstance(url, str) and url not in frame.columns and "{" in url:
+            source, template = url, url_template(url)
+        return cls(frame, specs, opts, call, caller, template, capture_parent(), source)
 
     async def run(self) -> list[Outcome]:
         outcomes, _ = await self.run_reported()
@@ -74,7 +82,15 @@ class _Job:
         if o.client is not None:
             claim_client(o.client)  # its connections belong to one loop: fail early, with the fix
         progress = Progress(len(self.specs), o.progress)
-        timeline = Timeline()
+        timeline = call_timeline(
+            caller=self.caller,
+            method=o.method,
+            template=self.template,
+            rows=len(self.frame),
+            parent=self.trace_parent,
+            source=self.source,
+        )
+        outcomes: list[Outcome] | None = None
         try:
             outcomes = await fetch_all(
                 self.specs,
@@ -87,7 +103,7 @@ class _Job:
             )
         finally:
             progress.close()
-        timeline.finish()
+            timeline.finish(None if outcomes is None else sum(not x.ok for x in outcomes))
         report = report_from_outcomes(
             outcomes,
             call=self.call,
@@ -223,7 +239,7 @@ def write_parquet(
     dataset = Dataset(Path(path), keys, partitions)
     todo = np.flatnonzero(~np.isin(hashes, dataset.open(clean=clean)))
     part = frame.iloc[todo]
-    job = _Job(part, [job.specs[i] for i in todo], job.options, job.call)
+    job = replace(job, frame=part, specs=[job.specs[i] for i in todo])
     o = job.options
     writer = BatchWriter(
         dataset, part, hashes[todo],

@@ -126,8 +126,9 @@ class Timeline:
     def cache_hit(self, spec: RequestSpec) -> None:
         """An answer came from the cache: nothing was sent."""
 
-    def finish(self) -> None:
-        """The engine is done: close the books (hooks are not called after this)."""
+    def finish(self, failed_rows: int | None = None) -> None:
+        """The engine is done: close the books (hooks are not called after this). ``failed_rows``
+        is None when the call did not finish (cancelled, or a bug)."""
         if self.ended is None:
             self._move(IN_FLIGHT, 0)
             self.ended = self._last
