@@ -45,7 +45,15 @@ import pandas as pd
 from ._frames import Assembled
 from ._outcome import Outcome
 
-__all__ = ["SCHEMA_FILE", "STATE_DIR", "BatchWriter", "Dataset", "SinkFailed", "key_hashes"]
+__all__ = [
+    "SCHEMA_FILE",
+    "STATE_DIR",
+    "BatchWriter",
+    "Dataset",
+    "SinkFailed",
+    "key_hashes",
+    "written_rows",
+]
 
 STATE_DIR = "_pandas_async"
 SCHEMA_FILE = "0-schema.parquet"
@@ -374,3 +382,13 @@ def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
             label = f"_{label}"
         names.append(label)
     return frame.reset_index(names=names)
+
+
+def written_rows(path: str | os.PathLike[str]) -> int:
+    """Rows committed in the dataset folder at ``path`` (0 if it is none)."""
+    commits = Path(path) / STATE_DIR / "commits"
+    total = 0
+    for file in commits.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            total += int(json.loads(file.read_text())["rows"])
+    return total
