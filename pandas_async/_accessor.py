@@ -250,7 +250,11 @@ def write_parquet(
         batch_size=batch_size, keep_failed=o.errors == "raise",
     )  # fmt: skip
     started = time.perf_counter()
-    report = run_sync(_stream(job, writer))
+    try:
+        report = run_sync(_stream(job, writer))
+    except BaseException:  # Ctrl-C returns before the loop has stopped: let the writer finish
+        writer.abort()  # the batch being written is committed; exiting mid-write would crash
+        raise
     failed = sum(writer.failures.values())
     report = replace(
         report, failed_rows=failed, causes=dict(writer.failures),
