@@ -73,6 +73,7 @@ class _Job:
         policy = EnginePolicy(
             concurrency=o.concurrency,
             rate=o.rate,
+            burst=o.burst,
             timeout=o.timeout,
             retry=o.retry,
             dedupe=o.dedupe,

@@ -8,13 +8,12 @@ what to do with failed rows. Only cancellation (and bugs) propagate.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
-import email.utils
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,10 +25,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ._limits import HostCooldown, SlidingWindowLimiter
+from ._limiter import Limiter
 from ._options import Rate, Retry
 from ._outcome import AnswerError, Outcome
 from ._paginate import Paginator, fetch_pages
+from ._quota import parse_retry_after
 from ._requests import RequestSpec
 from ._secrets import mask_url, redact, secret_values
 from ._timeline import Timeline
@@ -45,7 +45,6 @@ from ._transport import (
 __all__ = ["EnginePolicy", "OnRows", "fetch_all"]
 
 logger = logging.getLogger("pandas_async")
-_COOLDOWN_STATUSES = frozenset({429, 503})
 OnRows = Callable[[list[int], Outcome], Awaitable[None] | None]
 
 
@@ -56,6 +55,7 @@ class EnginePolicy:
     timeout: float | httpx.Timeout | None  # None: the client's own
     retry: Retry
     dedupe: bool
+    burst: int | None = None  # GCRA tolerance on top of rate's window; None: the window only
     paginate: Paginator | None = None
     record_path: str | list[str] | None = None  # where a page's records are, to see it is empty
 
@@ -67,14 +67,23 @@ class _RetryableStatus(Exception):
         super().__init__(_http_cause(answer))
 
 
+class _HostPaused(Exception):
+    """The host asked for a pause longer than ``Retry(max_wait=)``: fail instead of waiting."""
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        super().__init__(cause)
+
+
 class _Attempts:
     """Per-row bookkeeping across attempts."""
 
-    __slots__ = ("count", "started")
+    __slots__ = ("count", "started", "status")
 
     def __init__(self) -> None:
         self.count = 0
         self.started: float | None = None
+        self.status: int | None = None  # of the latest answer
 
 
 class _Place:
@@ -106,25 +115,6 @@ def _http_cause(answer: Answer) -> str:
     return f"HTTP {answer.status_code} {answer.reason_phrase}".rstrip()
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = datetime.now(UTC).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
 class Engine:
     def __init__(
         self,
@@ -145,10 +135,9 @@ class Engine:
         self.on_rows = on_rows
         self.sleep = sleep
         self.gate = asyncio.Semaphore(policy.concurrency)
-        self.limiter = (
-            SlidingWindowLimiter(policy.rate.limit, policy.rate.period) if policy.rate else None
-        )
-        self.cooldown = HostCooldown()
+        # Every pace, pause and quota lives here; the engine only asks before and after a send.
+        self.limiter = Limiter(policy.rate, policy.burst, policy.retry.max_wait)
+        self.limiter.on_pause = self.timeline.cooldown_started
         retry = policy.retry
         self._backoff = wait_random_exponential(multiplier=retry.backoff, max=retry.max_wait)
 
@@ -168,30 +157,35 @@ class Engine:
         outcomes: list[Outcome | None] = [None] * len(specs)
         paginate = self.policy.paginate
 
+        async def finish(rows: list[int], outcome: Outcome) -> None:
+            for i in rows:
+                outcomes[i] = outcome
+            if self.on_done is not None:
+                self.on_done(len(rows), outcome)
+            if self.on_rows is not None:
+                wait = self.on_rows(rows, outcome)  # a sink's back-pressure, if any
+                if wait is not None:
+                    await wait
+
         # `concurrency` runners take rows in order, instead of one task per row: 20,000 waiting
-        # tasks cost memory and scheduling. A runner whose row must wait (a retry's backoff, a
-        # host's cool-down) first starts a replacement, so a waiting row never holds a slot or
-        # holds up the others; it ends when its row is done.
-        rows_left = iter(jobs)
+        # tasks cost memory and scheduling. A row for a host on hold (a cool-down, a probe, an
+        # empty quota) is parked, not awaited, so waiting rows are never tasks. A runner whose
+        # row must wait mid-way (a retry's backoff, a hold that began after it started) first
+        # starts a replacement, so a waiting row never holds up the others; it ends after it.
+        queue = _RowQueue(jobs, self.limiter, finish)
 
         async def runner(start_runner: Callable[[], None]) -> None:
             place = _Place(start_runner)
             _PLACE.set(place)
-            for spec, rows in rows_left:
+            while (job := await queue.next()) is not None:
+                spec, indices = job
                 if spec.problem is not None:  # the row's request could not be built: not sent
                     outcome = spec.problem
                 elif paginate is None:
                     outcome, _ = await self.fetch(spec)
                 else:
                     outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
-                for i in rows:
-                    outcomes[i] = outcome
-                if self.on_done is not None:
-                    self.on_done(len(rows), outcome)
-                if self.on_rows is not None:
-                    wait = self.on_rows(rows, outcome)  # a sink's back-pressure, if any
-                    if wait is not None:
-                        await wait
+                await finish(indices, outcome)
                 if place.handed_over:
                     return
 
@@ -214,6 +208,8 @@ class Engine:
         except _RetryableStatus as exc:
             answer = exc.answer
             return self._failed(spec, state, _http_cause(answer), answer.status_code), answer
+        except _HostPaused as exc:
+            return self._failed(spec, state, exc.cause, state.status), None
         except Exception as exc:
             return self._failed(spec, state, describe_exception(exc), None, exc), None
 
@@ -265,7 +261,7 @@ class Engine:
     async def _sleep_before_retry(self, host: str, seconds: float) -> None:
         """Backoff before a retry; a wait for a host that asked for a pause is its cool-down."""
         timeline = self.timeline
-        if self.cooldown.remaining(host) > 0:
+        if self.limiter.pause_left(host) > 0:
             timeline.cooldown_wait_begins(host)
             try:
                 await self.sleep(seconds)
@@ -279,27 +275,32 @@ class Engine:
                 timeline.backoff_ends()
 
     async def _send(self, spec: RequestSpec, host: str, state: _Attempts) -> Answer:
-        cooldown = self.cooldown
         limiter = self.limiter
+        gate = self.gate
         timeline = self.timeline
         while True:
-            if cooldown.remaining(host) > 0:
-                _hand_over_place()  # a cooling host must not hold up rows for other hosts
-                timeline.cooldown_wait_begins(host)
-                try:
-                    await cooldown.wait(host)
-                finally:
-                    timeline.cooldown_wait_ends(host)
-            async with self.gate:
-                if cooldown.remaining(host) > 0:
-                    continue  # a cool-down began while this one queued: give the slot back
-                slot = None
-                if limiter is not None:
-                    timeline.limiter_wait_begins()
+            hold = limiter.hold(host)
+            if not hold.ready:
+                if hold.failure is None:
+                    _hand_over_place()  # a host on hold must not hold up rows for other hosts
+                    timeline.cooldown_wait_begins(host)
                     try:
-                        slot = await limiter.acquire()
+                        hold = await limiter.wait_ready(host)
                     finally:
-                        timeline.limiter_wait_ends()
+                        timeline.cooldown_wait_ends(host)
+                if hold.failure is not None:
+                    raise _HostPaused(hold.failure)
+            if limiter.paces(host):
+                timeline.limiter_wait_begins()
+                try:
+                    ticket = await limiter.before_send(host, gate)  # holds a slot when given
+                finally:
+                    timeline.limiter_wait_ends()
+            else:
+                ticket = await limiter.before_send(host, gate)
+            if ticket is None:
+                continue  # a hold began while this one waited for its turn
+            try:
                 state.count += 1
                 if state.started is None:
                     state.started = time.monotonic()
@@ -308,19 +309,22 @@ class Engine:
                     answer = await self.sender.send(spec)
                 except BaseException as exc:
                     timeline.attempt_ends(token, None, exc)
+                    limiter.after_failure(ticket)
                     raise
-                finally:
-                    if slot is not None:
-                        limiter.release(slot)  # type: ignore[union-attr]
                 timeline.attempt_ends(token, answer.status_code, None)
+                limiter.after_answer(ticket, answer.status_code, answer.headers)
+            finally:
+                gate.release()
             break
         status = answer.status_code
-        if status in self.policy.retry.statuses:
+        state.status = status
+        if status in self.policy.retry.statuses or (
+            status == 418 and "retry-after" in answer.headers  # a ban: wait, like a 429
+        ):
+            hold = limiter.hold(host)
+            if hold.failure is not None:  # the server asked for more than max_wait
+                raise _HostPaused(hold.failure)
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
-            if retry_after is not None and status in _COOLDOWN_STATUSES:
-                pause = min(retry_after, self.policy.retry.max_wait)
-                cooldown.pause(host, pause)
-                timeline.cooldown_started(host, pause)
             raise _RetryableStatus(answer, retry_after)
         return answer
 
@@ -366,6 +370,66 @@ class Engine:
             text = f"{cause}: {detail[:200]}"
         logger.debug("%s %s failed: %s (%s)", spec.method, mask_url(spec.url), cause, detail)
         return Outcome(None, status, text, cause, elapsed, state.count)
+
+
+Job = tuple[RequestSpec, list[int]]  # a request and the rows that share its answer
+
+
+class _RowQueue:
+    """Hands rows to runners in order; parks the rows of a host on hold until it is free.
+
+    A parked row is a tuple in a deque, not a task: a cool-down of 100,000 rows costs what the
+    rows already cost. A host on hold for longer than ``Retry(max_wait=)`` fails its rows.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        limiter: Limiter,
+        finish: Callable[[list[int], Outcome], Awaitable[None]],
+    ) -> None:
+        self._jobs: Iterator[Job] = iter(jobs)
+        self._limiter = limiter
+        self._finish = finish
+        self._parked: dict[str, collections.deque[Job]] = {}
+
+    async def next(self) -> Job | None:
+        limiter = self._limiter
+        while True:
+            wait: float | None = None
+            for host, queue in list(self._parked.items()):
+                hold = limiter.hold(host)
+                if hold.ready:
+                    job = queue.popleft()
+                    if not queue:
+                        del self._parked[host]
+                    return job
+                if hold.failure is not None:
+                    del self._parked[host]
+                    for _, rows in queue:
+                        await self._finish(rows, _not_sent(hold.failure))
+                elif hold.wait is not None:
+                    wait = hold.wait if wait is None else min(wait, hold.wait)
+            fresh = next(self._jobs, None)
+            if fresh is None:
+                if not self._parked:
+                    return None
+                await limiter.wait_change(wait)
+                continue
+            if fresh[0].problem is not None:
+                return fresh  # fails without a request: nothing to wait for
+            host = fresh[0].host
+            hold = limiter.hold(host)
+            if hold.ready:
+                return fresh
+            if hold.failure is not None:
+                await self._finish(fresh[1], _not_sent(hold.failure))
+            else:
+                self._parked.setdefault(host, collections.deque()).append(fresh)
+
+
+def _not_sent(cause: str) -> Outcome:
+    return Outcome(None, None, f"not sent: {cause}", cause, 0.0, 0)
 
 
 async def fetch_all(

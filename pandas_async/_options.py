@@ -177,6 +177,7 @@ class FetchKwargs(TypedDict, total=False):
     client: httpx.AsyncClient | None
     concurrency: int
     rate: str | float | None
+    burst: int | None
     timeout: float | httpx.Timeout | None
     retries: int | Retry
     dedupe: bool
@@ -206,6 +207,7 @@ class FetchOptions:
     client: httpx.AsyncClient | None = field(default=None, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
     rate: Rate | None = None
+    burst: int | None = None
     timeout: float | httpx.Timeout | None = None  # None: the client's own timeout
     retry: Retry = field(default_factory=Retry)
     dedupe: bool = True
@@ -247,7 +249,8 @@ class FetchOptions:
             )
         concurrency = o.pop("concurrency", DEFAULT_CONCURRENCY)
         _check_int("concurrency=", concurrency, minimum=1)
-        rate = o.pop("rate", None)
+        rate = None if (given_rate := o.pop("rate", None)) is None else Rate.parse(given_rate)
+        burst = _burst(o.pop("burst", None), rate)
         timeout = _timeout(o.pop("timeout", UNSET), client)
         retries = o.pop("retries", 3)
         if isinstance(retries, Retry):
@@ -290,7 +293,8 @@ class FetchOptions:
             method=method.upper(),
             client=client,
             concurrency=concurrency,
-            rate=None if rate is None else Rate.parse(rate),
+            rate=rate,
+            burst=burst,
             timeout=timeout,
             retry=retry,
             parse=parse,
@@ -305,6 +309,24 @@ class FetchOptions:
             paginate=paginate,
             **o,  # params, headers, json, data, meta: checked against the frame in _requests
         )
+
+
+def _burst(value: Any, rate: Rate | None) -> int | None:
+    """``burst=``: how many of ``rate``'s N may start at once (None: all N, a sliding window)."""
+    if value is None:
+        return None
+    _check_int("burst=", value, minimum=1, extra=" (or None)")
+    if rate is None:
+        raise ValueError(
+            f"burst={value!r} shapes the starts of rate=; give a rate too (for example "
+            f"rate='10/s', burst={value!r})"
+        )
+    if value > rate.limit:
+        raise ValueError(
+            f"burst={value!r} is more than rate={str(rate)!r} lets start in one period "
+            f"({rate.limit}); use at most {rate.limit}"
+        )
+    return int(value)
 
 
 def _timeout(value: Any, client: httpx.AsyncClient | None) -> float | httpx.Timeout | None:

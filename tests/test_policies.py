@@ -332,16 +332,38 @@ def test_retry_after_http_date_is_honoured(server: TestServer) -> None:
 
 
 def test_retry_after_is_capped_by_max_wait(server: TestServer) -> None:
+    # A 500 pauses only its own row: its Retry-After is capped and the row retried.
     key = unique()
     policy = pandas_async.Retry(attempts=2, backoff=0.01, max_wait=0.2)
     started = time.monotonic()
     out = pd.DataFrame({"key": [key]}).aapi.fetch(
         server.url + "/flaky/{key}",
-        params={"fail": "1", "status": "503", "retry_after": "30"},
+        params={"fail": "1", "status": "500", "retry_after": "30"},
         retries=policy,
     )
     assert out["call"].tolist() == [2]
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_host_pause_beyond_max_wait_fails_its_rows_with_the_servers_words(
+    server: TestServer, status: int
+) -> None:
+    # The whole host is paused for 30 s, more than max_wait: every row to it fails at once,
+    # saying what the server asked, instead of waiting (or retrying into the pause) for hours.
+    urls = [f"{server.url}/host-cooldown?status={status}&retry_after=30"]
+    urls += [f"{server.url}/users/{i}" for i in range(1, 6)]
+    policy = pandas_async.Retry(attempts=3, backoff=0.01, max_wait=0.2)
+    started = time.monotonic()
+    out = pd.DataFrame({"url": urls}).aapi.fetch(
+        "url", concurrency=1, retries=policy, errors="collect"
+    )
+    assert time.monotonic() - started < 1.5
+    assert server.count("/") == 1  # nothing was sent into the pause
+    assert out["_status"].tolist()[0] == status
+    assert out["_status"].isna().tolist()[1:] == [True] * 5
+    for error in out["_error"]:
+        assert "asked to wait 30 s (Retry-After), more than Retry(max_wait=0.2)" in error
 
 
 def test_retry_after_on_a_500_is_honoured_and_holds_no_slot(server: TestServer) -> None:

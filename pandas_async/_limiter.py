@@ -1,0 +1,355 @@
+"""One call's limiter: the parts of ``_limits`` behind a "before send / after answer" pair.
+
+The engine asks three things and knows nothing of windows or buckets:
+
+- ``hold(host)``: may a request to ``host`` go now (``READY``), must it wait (a cool-down, a
+  probe in flight, an empty quota), or will the wait be longer than ``Retry(max_wait=)`` (a
+  failure with the server's words)? Rows not started yet are parked on a hold, not awaited.
+- ``before_send(host, slot)``: wait out the pacing (the host's learned pace, then the call's
+  window and ``burst``), take a concurrency slot, and stamp the send. Returns a ``Ticket``.
+- ``after_answer(ticket, status, headers)`` / ``after_failure(ticket)``: learn from the answer
+  (Retry-After, quota headers, 429s) and adjust the host's limits.
+
+The clocks are injected; the parts in ``_limits`` take ``now`` from their caller, so tests drive
+time by hand. ``on_pause(host, seconds)`` (if set) is told of every pause a host asks for (a
+Retry-After, a quota used up), for the call's timeline; ``paces(host)`` and ``pause_left(host)``
+tell it which wait is which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import math
+import time
+from collections.abc import Callable, Mapping
+
+from ._limits import Gcra, LearnedPace, QuotaBudget, SendWindow, pace_interval
+from ._options import Rate
+from ._quota import parse_quota, parse_retry_after
+
+__all__ = ["READY", "Hold", "Limiter", "Ticket"]
+
+# Statuses whose Retry-After pauses the whole host; 503 and 418 only with one.
+COOLDOWN_STATUSES = frozenset({429, 503, 418})
+# A pause's end, and a quota's reset, are waited out this much longer: the server's clock and
+# ours differ by the time an answer takes to arrive.
+RESUME_MARGIN = 0.02
+
+
+class Hold:
+    """Why a host cannot take a request now: ``wait`` seconds (None: until an answer comes
+    back), or ``failure``, the cause to fail rows with when the wait is beyond ``max_wait``."""
+
+    __slots__ = ("failure", "wait")
+
+    def __init__(self, wait: float | None = 0.0, failure: str | None = None) -> None:
+        self.wait = wait
+        self.failure = failure
+
+    @property
+    def ready(self) -> bool:
+        return self.failure is None and self.wait is not None and self.wait <= 0
+
+    def __repr__(self) -> str:
+        return f"Hold(wait={self.wait}, failure={self.failure!r})"
+
+
+READY = Hold()
+
+
+class Ticket:
+    """One request on its way: what the limiter needs to learn from its answer."""
+
+    __slots__ = ("host", "new_connection", "probe", "sent_at", "waited")
+
+    def __init__(
+        self, host: _Host, sent_at: float, probe: bool, waited: float, new_connection: bool
+    ) -> None:
+        self.host = host
+        self.sent_at = sent_at
+        self.probe = probe
+        self.waited = waited  # seconds spent pacing before the send
+        self.new_connection = new_connection  # likely: more in flight than ever before
+
+
+class _Host:
+    """What the limiter knows of one host."""
+
+    __slots__ = (
+        "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
+        "pace_gcra", "pause_cause", "pause_until", "probe_out", "quota",
+    )  # fmt: skip
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.in_flight = 0
+        self.connections = 0  # the most requests ever in flight: connections the pool keeps
+        self.lock = asyncio.Lock()  # first come, first served through the host's pace
+        self.pace: LearnedPace | None = None  # set once the host throttles
+        self.pace_gcra = Gcra(0.0)
+        self.pause_until = -math.inf
+        self.pause_cause = ""
+        self.needs_probe = False
+        self.probe_out = False
+        self.quota = QuotaBudget()
+        # When the latest fine answers came, to guess a first pace (until the host is paced).
+        self.oks: collections.deque[float] = collections.deque(maxlen=256)
+
+
+class Limiter:
+    def __init__(
+        self,
+        rate: Rate | None,
+        burst: int | None,
+        max_wait: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.rate = rate
+        self.max_wait = max_wait
+        self.clock = clock
+        self.wall = wall
+        self.on_pause: Callable[[str, float], None] | None = None  # host, seconds: a pause began
+        self.window = SendWindow(rate.limit, rate.period) if rate is not None else None
+        self.gcra: Gcra | None = None
+        if rate is not None and burst is not None:
+            interval = pace_interval(rate.limit / rate.period)
+            self.gcra = Gcra(interval, (burst - 1) * interval)
+        self._lock = asyncio.Lock()  # first come, first served through the call's window
+        self._hosts: dict[str, _Host] = {}
+        self._changed: asyncio.Event | None = None  # set when a host may have become free
+
+    # -- may a request go? ------------------------------------------------------------------
+
+    def _host(self, name: str) -> _Host:
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = _Host(name)
+        return host
+
+    def paces(self, name: str) -> bool:
+        """Whether a request to ``name`` may wait for a pace (a rate, or a host's learned one)."""
+        if self.window is not None or self.gcra is not None:
+            return True
+        host = self._hosts.get(name)
+        return host is not None and host.pace is not None
+
+    def pause_left(self, name: str) -> float:
+        """Seconds left in ``name``'s pause (a Retry-After), or 0."""
+        host = self._hosts.get(name)
+        return 0.0 if host is None else max(0.0, host.pause_until - self.clock())
+
+    def hold(self, name: str) -> Hold:
+        host = self._hosts.get(name)
+        return READY if host is None else self._hold(host, self.clock())
+
+    def _hold(self, host: _Host, now: float) -> Hold:
+        left = host.pause_until - now
+        if left > 0:
+            if left > self.max_wait + RESUME_MARGIN:
+                return Hold(left, host.pause_cause)
+            return Hold(left)
+        if host.probe_out:
+            return Hold(None)
+        wait = host.quota.wait(now, host.in_flight)
+        if wait is None:
+            return Hold(None)
+        if wait > 0:
+            wait += RESUME_MARGIN
+            if wait > self.max_wait + RESUME_MARGIN:
+                reset = f"{wait:.0f} s" if wait >= 1 else f"{wait:.2f} s"
+                return Hold(
+                    wait,
+                    f"the server's rate-limit quota is used up until its reset in {reset}, "
+                    f"more than Retry(max_wait={self.max_wait:g})",
+                )
+            return Hold(wait)
+        return READY
+
+    async def wait_ready(self, name: str) -> Hold:
+        """Wait until ``name`` may take a request; the hold that failed, or ``READY``."""
+        while True:
+            hold = self.hold(name)
+            if hold.ready or hold.failure is not None:
+                return hold
+            await self.wait_change(hold.wait)
+
+    async def wait_change(self, timeout: float | None) -> None:
+        """Until a host may have become free (an answer came back), or ``timeout`` seconds."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    # -- before the send ----------------------------------------------------------------------
+
+    async def before_send(self, name: str, slot: asyncio.Semaphore) -> Ticket | None:
+        """Wait for the pace, then take ``slot`` (released by the caller after the answer).
+
+        Returns None, holding no slot, when the host got a hold meanwhile: wait it out, then ask
+        again.
+        """
+        host = self._host(name)
+        if host.pace is None and self.window is None and self.gcra is None:
+            await slot.acquire()  # nothing to pace: the common, fast path
+            return self._admit(host, self.clock(), 0.0, slot)
+        paced = 0.0
+        async with host.lock:
+            while host.pace is not None:
+                if (delay := host.pace_gcra.delay(self.clock())) <= 0:
+                    break
+                paced += await self._nap(delay)
+                if not self._hold(host, self.clock()).ready:
+                    return None
+            await slot.acquire()
+            try:
+                if self.window is not None or self.gcra is not None:
+                    async with self._lock:
+                        while (delay := self._call_delay(host, self.clock())) > 0:
+                            paced += await self._nap(delay)
+                        now = self.clock()
+                        if self.window is not None:
+                            self.window.record(now)
+                        if self.gcra is not None:
+                            self.gcra.record(now)
+                else:
+                    now = self.clock()
+                if host.pace is not None:
+                    host.pace_gcra.record(now)
+            except BaseException:
+                slot.release()
+                raise
+            ticket = self._admit(host, now, paced, slot)
+        return ticket
+
+    async def _nap(self, delay: float) -> float:
+        """Wait ``delay`` seconds, or less when an answer came back (it may free a place)."""
+        started = self.clock()
+        await self.wait_change(delay)
+        return self.clock() - started
+
+    def _call_delay(self, host: _Host, now: float) -> float:
+        # The host's pace too: it may have been set (a 429) while this one waited.
+        delay = host.pace_gcra.delay(now) if host.pace is not None else 0.0
+        if self.window is not None:
+            delay = max(delay, self.window.delay(now))
+        if self.gcra is not None:
+            delay = max(delay, self.gcra.delay(now))
+        return delay
+
+    def _admit(
+        self, host: _Host, now: float, waited: float, slot: asyncio.Semaphore
+    ) -> Ticket | None:
+        if not self._hold(host, now).ready:
+            slot.release()
+            return None
+        probe = host.needs_probe
+        if probe:
+            host.needs_probe = False
+            host.probe_out = True
+        host.quota.take()
+        host.in_flight += 1
+        new_connection = host.in_flight > host.connections
+        if new_connection:
+            host.connections = host.in_flight
+        return Ticket(host, now, probe, waited, new_connection)
+
+    # -- after the answer ---------------------------------------------------------------------
+
+    def after_failure(self, ticket: Ticket) -> None:
+        """The request got no answer (connection error, timeout, cancel)."""
+        host = ticket.host
+        host.in_flight -= 1
+        if ticket.probe:
+            host.probe_out = False
+            host.needs_probe = True  # the next request probes instead
+        if ticket.new_connection and self.window is not None:
+            self.window.restamp(ticket.sent_at, self.clock())
+        self._notify()
+
+    def after_answer(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
+        host = ticket.host
+        host.in_flight -= 1
+        now = self.clock()
+        if ticket.probe:
+            host.probe_out = False
+        retry_after = None
+        if status in COOLDOWN_STATUSES:
+            retry_after = parse_retry_after(headers.get("retry-after"), now=self.wall())
+        # A 503 pauses the host but says nothing of its rate; a 418 with Retry-After is a ban.
+        throttled = status == 429 or (status == 418 and retry_after is not None)
+        if retry_after is not None:
+            self._pause(host, now, retry_after, status)
+        quota = parse_quota(headers, wall=self.wall()) if _may_have_quota(headers) else None
+        if quota is not None:
+            reset_at = None if quota.reset_in is None else now + quota.reset_in
+            host.quota.observe(quota.remaining, reset_at, host.in_flight, now)
+            if quota.remaining <= 0 and reset_at is not None:
+                throttled = throttled or status == 429
+                if self.on_pause is not None:
+                    self.on_pause(host.name, reset_at - now)
+        if throttled:
+            self._throttled(host, ticket, now)
+        if self.window is not None:
+            if status == 429:
+                # Refused, so not counted by the server (nginx, token buckets): a window server
+                # that counts refusals never refuses rate='N/period' in the first place.
+                self.window.forget(ticket.sent_at)
+            elif ticket.new_connection:
+                # Opening the connection may have delayed its arrival past the margin.
+                self.window.restamp(ticket.sent_at, now)
+        elif status < 400:
+            if host.pace is not None:
+                host.pace.on_success()
+                host.pace_gcra.interval = host.pace.interval
+            else:
+                host.oks.append(now)
+        self._notify()
+
+    def _pause(self, host: _Host, now: float, seconds: float, status: int) -> None:
+        until = now + seconds + RESUME_MARGIN
+        if until > host.pause_until:
+            host.pause_until = until
+            host.needs_probe = True
+            if self.on_pause is not None:
+                self.on_pause(host.name, seconds)
+            what = {418: "banned this client", 503: "was unavailable"}.get(status, "said too many")
+            host.pause_cause = (
+                f"the server {what} (HTTP {status}) and asked to wait {seconds:g} s "
+                f"(Retry-After), more than Retry(max_wait={self.max_wait:g})"
+            )
+
+    def _throttled(self, host: _Host, ticket: Ticket, now: float) -> None:
+        """The host refused a request as too many: pace it evenly from now on."""
+        if host.pace is None:
+            if self.rate is not None:  # the call's own rate, evenly spaced
+                ceiling = self.rate.limit / self.rate.period
+                host.pace = LearnedPace(
+                    ceiling, now, ceiling=ceiling, cut=0.97, slow_start=False, settle=True
+                )
+            else:  # found out: start from half of what went through in the last second
+                recent = sum(1 for t in host.oks if t > now - 1.0)
+                host.pace = LearnedPace(max(1.0, recent / 2), now)
+            host.pace_gcra = Gcra(host.pace.interval)
+            # Whatever the server let through arrived before this refusal came back: pace on
+            # from now (our latest send may have reached it later than we sent it).
+            host.pace_gcra.record(now)
+        else:
+            host.pace.on_throttle(ticket.sent_at, now)
+            host.pace_gcra.interval = host.pace.interval
+
+
+def _may_have_quota(headers: Mapping[str, str]) -> bool:
+    return (
+        "x-ratelimit-remaining" in headers
+        or "ratelimit" in headers
+        or "ratelimit-remaining" in headers
+    )

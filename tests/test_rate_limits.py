@@ -1,0 +1,237 @@
+"""DESIGN.md section 3, ``rate``/``burst``/cool-down, against the limiters real APIs use.
+
+Each server (tests/limiter_servers.py) decides at arrival like the real one and counts what it
+saw. The pure parts of the limiter are tested with a hand-driven clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pandas as pd
+import pytest
+
+from pandas_async._limits import Gcra, LearnedPace, QuotaBudget, SendWindow, pace_interval
+from pandas_async._quota import parse_quota
+from tests.limiter_servers import LimiterServer, most_in_any_window, serve
+
+# What a loaded two-core machine adds to a job's wall time: start-up, first connections.
+SLACK = 0.6
+
+
+def fetch_rows(server: LimiterServer, n: int, **options: object) -> tuple[pd.DataFrame, float]:
+    options.setdefault("concurrency", 10)
+    started = time.monotonic()
+    out = pd.DataFrame({"i": range(n)}).aapi.fetch(
+        server.url, errors="collect", progress=False, **options
+    )
+    return out, time.monotonic() - started
+
+
+def lost(out: pd.DataFrame) -> int:
+    return int(out["_error"].notna().sum())
+
+
+# -- the parts, on a hand-driven clock --------------------------------------------------------
+
+
+def test_send_window_counts_from_sends() -> None:
+    window = SendWindow(3, 1.0, margin=0.02)
+    for t in (0.0, 0.1, 0.2):
+        assert window.delay(t) == 0
+        window.record(t)
+    # The 4th waits for the 1st to be a period (and the margin) old, however slow its answer.
+    assert window.delay(0.3) == pytest.approx(0.72)
+    assert window.delay(1.02) == 0
+    window.record(1.02)
+    assert window.delay(1.05) == pytest.approx(0.07)
+
+
+def test_send_window_forgets_refusals_and_restamps_late_arrivals() -> None:
+    window = SendWindow(2, 1.0, margin=0.0)
+    window.record(0.0)
+    window.record(0.1)
+    window.forget(0.1)  # a 429: the server did not count it
+    assert window.delay(0.2) == 0
+    window.record(0.2)
+    window.restamp(0.0, 0.5)  # it may have reached the server only at 0.5
+    assert window.delay(0.6) == pytest.approx(0.6)  # 0.2 is now the oldest
+
+
+def test_gcra_spacing_and_burst() -> None:
+    even = Gcra(0.1)
+    even.record(0.0)
+    assert even.delay(0.05) == pytest.approx(0.05)
+    assert even.delay(0.1) == 0
+    burst = Gcra(0.1, tolerance=2 * 0.1)  # burst=3
+    for _ in range(3):
+        assert burst.delay(0.0) == 0
+        burst.record(0.0)
+    assert burst.delay(0.0) == pytest.approx(0.1)
+
+
+def test_pace_interval_keeps_a_small_margin() -> None:
+    assert 0.1 < pace_interval(10) <= 0.105
+    assert 1.0 < pace_interval(1) <= 1.02
+    assert pace_interval(1000) <= 0.0011
+
+
+def test_learned_pace_cuts_once_per_burst_and_grows_back() -> None:
+    pace = LearnedPace(8.0, now=0.0)
+    pace.on_throttle(sent_at=-0.1, now=0.0)  # sent before the pace began: the same burst
+    assert pace.rate == 8
+    pace.on_throttle(sent_at=0.5, now=0.6)
+    assert pace.rate == 4 and not pace.slow_start
+    pace.on_throttle(sent_at=0.55, now=0.7)  # sent before that cut: no second cut
+    assert pace.rate == 4
+    for _ in range(4):
+        pace.on_success()
+    assert 4.8 < pace.rate < 5.1  # about +1/s per second
+    capped = LearnedPace(10.0, now=0.0, ceiling=10.0, cut=0.97, slow_start=False, settle=True)
+    capped.on_throttle(sent_at=1.0, now=1.1)
+    for _ in range(50):
+        capped.on_success()
+    assert capped.rate == pytest.approx(9.7)  # settles below the rate that drew the 429
+
+
+def test_quota_budget() -> None:
+    quota = QuotaBudget()
+    assert quota.wait(0.0, in_flight=0) == 0
+    quota.observe(remaining=3, reset_at=1.0, others_in_flight=2, now=0.1)
+    assert quota.left == 1  # two in flight may not be counted yet
+    quota.take()
+    assert quota.wait(0.2, in_flight=3) == pytest.approx(0.8)
+    quota.observe(remaining=5, reset_at=0.5, others_in_flight=0, now=0.6)  # stale: ignored
+    assert quota.wait(1.0, in_flight=0) == 0  # reset: unknown again, one may go
+
+
+def test_quota_without_reset_waits_for_answers_in_flight() -> None:
+    quota = QuotaBudget()
+    quota.observe(remaining=0, reset_at=None, others_in_flight=1, now=0.0)
+    assert quota.wait(0.0, in_flight=1) is None
+    assert quota.wait(0.0, in_flight=0) == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "remaining", "reset_in"),
+    [
+        ({"x-ratelimit-remaining": "4", "x-ratelimit-reset": "1000000060"}, 4, 60.0),
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "30"}, 0, 30.0),
+        ({"x-ratelimit-remaining": "2", "x-ratelimit-reset-after": "1.5"}, 2, 1.5),
+        ({"ratelimit-remaining": "7", "ratelimit-reset": "3"}, 7, 3.0),
+        ({"ratelimit": '"default";r=50;t=30'}, 50, 30.0),
+        ({"ratelimit": '"burst";r=5;t=1, "day";r=2;t=3600'}, 2, 3600.0),
+        ({"ratelimit": "limit=100, remaining=9, reset=4"}, 9, 4.0),
+    ],
+)
+def test_parse_quota(headers: dict[str, str], remaining: int, reset_in: float) -> None:
+    quota = parse_quota(headers, wall=1_000_000_000.0)
+    assert quota is not None
+    assert quota.remaining == remaining
+    assert quota.reset_in == pytest.approx(reset_in)
+
+
+def test_parse_quota_none() -> None:
+    assert parse_quota({"content-type": "application/json"}) is None
+    assert parse_quota({"ratelimit": "garbage"}) is None
+
+
+# -- burst= is validated before any request ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "words"),
+    [
+        ({"burst": 0, "rate": "10/s"}, ValueError, "burst= must be at least 1"),
+        ({"burst": "1", "rate": "10/s"}, TypeError, "burst= expects a whole number"),
+        ({"burst": 2}, ValueError, "give a rate too"),
+        ({"burst": 11, "rate": "10/s"}, ValueError, "use at most 10"),
+    ],
+)
+def test_burst_is_checked_before_any_request(
+    options: dict[str, object], error: type[Exception], words: str
+) -> None:
+    with serve("sliding", 10) as server:
+        with pytest.raises(error, match=words):
+            pd.DataFrame({"i": [1]}).aapi.fetch(server.url, **options)
+        assert server.seen.arrivals == []
+
+
+# -- every kind of server, rate= alone --------------------------------------------------------
+
+N, RATE, LIMIT = 30, "10/s", 10
+IDEAL = N / LIMIT
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("leaky", {}),  # nginx limit_req 10r/s, no burst: one request per 100 ms
+        ("leaky", {"burst": 5, "nodelay": True}),
+        ("token", {"burst": 5}),
+        ("fixed", {}),
+        ("sliding", {}),
+        ("github", {}),
+        ("ietf", {}),
+        ("ban", {}),
+    ],
+)
+def test_rate_against_every_kind_of_server(kind: str, options: dict[str, object]) -> None:
+    with serve(kind, LIMIT, 1.0, latency=0.05, **options) as server:  # type: ignore[arg-type]
+        out, wall = fetch_rows(server, N, rate=RATE)
+        assert lost(out) == 0
+        assert out["i"].astype(int).tolist() == list(range(N))
+        # At most the first burst draws 429s (concurrency 10: one gets through, nine do not).
+        assert server.seen.refused <= 9
+        assert server.seen.banned == 0
+        assert wall <= 1.10 * IDEAL + 0.05 + SLACK
+        assert server.most_in_any_window(accepted=True) <= LIMIT
+
+
+def test_burst_1_spaces_starts_evenly_for_a_leaky_bucket() -> None:
+    with serve("leaky", LIMIT, 1.0, latency=0.02) as server:
+        out, _ = fetch_rows(server, 20, rate=RATE, burst=1)
+        assert lost(out) == 0
+        assert server.seen.refused <= 1  # a first connection may arrive late, once
+        arrivals = server.seen.arrivals[1:]  # after the first (which may be late)
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert min(gaps) >= 0.09
+
+
+def test_burst_b_matches_a_token_bucket() -> None:
+    with serve("token", LIMIT, 1.0, burst=4, latency=0.02) as server:
+        out, wall = fetch_rows(server, 24, rate=RATE, burst=4)
+        assert lost(out) == 0
+        assert server.seen.refused <= 1
+        assert wall <= 1.10 * 2.0 + SLACK  # 4 at once, then 20 at 10/s
+
+
+# -- slow answers -----------------------------------------------------------------------------
+
+
+def test_the_allowed_rate_is_reached_when_answers_are_slow() -> None:
+    # Counting from answers, 0.5 s answers cost 0.5 s per window: 30 rows took ~4.5 s.
+    with serve("sliding", LIMIT, 1.0, latency=0.5) as server:
+        out, wall = fetch_rows(server, N, rate=RATE, concurrency=20)
+        assert lost(out) == 0 and server.seen.refused == 0
+        assert most_in_any_window(sorted(server.seen.arrivals), 1.0) <= LIMIT
+        assert wall < (N / LIMIT - 1) + 0.5 + 0.5 + SLACK  # starts at 0, 1, 2 s; one latency
+
+
+def test_a_slow_answer_holds_up_only_its_own_row() -> None:
+    with serve("sliding", 20, 1.0) as limited:
+        slow = LimiterServer("sliding", 20, 1.0, latency=3.0)
+        slow.start()
+        try:
+            urls = [limited.url.format(i=i) for i in range(40)]
+            urls[0] = slow.url.format(i=0)  # the first row's answer takes 3 s
+            started = time.monotonic()
+            out = pd.DataFrame({"url": urls}).aapi.fetch(
+                "url", rate="20/s", concurrency=5, errors="collect", progress=False
+            )
+            assert lost(out) == 0
+            fast_done = max(limited.seen.arrivals) - started
+            assert fast_done < 2.0 + SLACK  # 39 rows at 20/s, not stuck behind the 3 s one
+        finally:
+            slow.stop()
