@@ -105,9 +105,12 @@ def _recipe_pages(base: str, rows: int, c: int) -> int:
                 records: list[Any] = []
                 page = 1
                 while True:
-                    async with sem, session.get(
-                        f"{base}/pages/{key}", params={"page": page, "size": 10, "n": 100}
-                    ) as resp:
+                    async with (
+                        sem,
+                        session.get(
+                            f"{base}/pages/{key}", params={"page": page, "size": 10, "n": 100}
+                        ) as resp,
+                    ):
                         items = orjson.loads(await resp.read())
                     if not items:
                         return records
@@ -291,8 +294,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
             scale = 1e3 if job == "call" else 1e6
             a = [o["cpu"] / o[per[job]] * scale for o in ours]
             b = [r["cpu"] / r[per[job]] * scale for r in refs]
-            unit = "CPU ms/call" if job == "call" else "CPU µs/" + (
-                "page" if job == "pages" else "request"
+            unit = (
+                "CPU ms/call"
+                if job == "call"
+                else "CPU µs/" + ("page" if job == "pages" else "request")
             )
         ratios = [x / y for x, y in zip(a, b, strict=True)]
         lines.append(

@@ -223,6 +223,17 @@ class LimiterServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/item/{{i}}"
 
+    def describe(self) -> str:
+        """Each arrival: seconds after the first, gap to the previous, accepted or not."""
+        with self._lock:
+            arrivals, accepted = list(self.seen.arrivals), set(self.seen.accepted)
+        if not arrivals:
+            return "no arrivals"
+        return " ".join(
+            f"{a - arrivals[0]:.3f}(+{(a - p) * 1000:.0f}ms{'' if a in accepted else ' REFUSED'})"
+            for p, a in zip([arrivals[0], *arrivals], arrivals, strict=False)
+        )
+
     def most_in_any_window(self, period: float | None = None, *, accepted: bool = False) -> int:
         """The most requests that arrived (or were let through) in any window of ``period``."""
         with self._lock:
