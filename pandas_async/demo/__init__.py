@@ -13,7 +13,10 @@ Endpoints (every answer is JSON)::
     GET /posts/{id}/comments       the post's five comments (a list)
     GET /comments?postId=          comments, filtered by post
     GET /candles?symbol=BTC&date=2024-01-01[&interval=1h]
-                                   synthetic OHLCV candles for one UTC day (a list of records)
+                                   synthetic OHLCV candles for one UTC day (a list of records);
+                                   symbol: BTC, ETH, SOL, ADA, XRP, DOGE or one of the 300
+                                   ``PAIRS`` (``BTC-USDT``...). ``DemoServer(candle_limit=(n, s))``
+                                   makes it answer 429 with Retry-After beyond n requests per s
     GET /status/{code}[?retry_after=S]
                                    answers with that status code (for trying retries and errors)
 
@@ -40,6 +43,7 @@ from .data import (
     N_COMMENTS,
     N_POSTS,
     N_USERS,
+    PAIRS,
     POSTS_PER_USER,
     candles,
     comment,
@@ -60,6 +64,7 @@ __all__ = [
     "N_COMMENTS",
     "N_POSTS",
     "N_USERS",
+    "PAIRS",
     "POSTS_PER_USER",
     "SEQUENTIAL_SAMPLE",
     "DemoReport",

@@ -21,6 +21,7 @@ __all__ = [
     "N_COMMENTS",
     "N_POSTS",
     "N_USERS",
+    "PAIRS",
     "POSTS_PER_USER",
     "SYMBOLS",
     "JSONDict",
@@ -29,6 +30,7 @@ __all__ = [
     "all_users",
     "candles",
     "comment",
+    "market",
     "post",
     "post_comments",
     "user",
@@ -102,6 +104,43 @@ SYMBOLS: Mapping[str, tuple[float, float]] = {
     "XRP": (0.60, 0.009),
     "DOGE": (0.08, 0.014),
 }
+# 300 trading pairs (100 base coins x 3 quotes): the six above and 94 made-up coins, each with
+# a price and volatility drawn from its name. /candles serves them as it serves the six.
+_QUOTES = ("USDT", "USDC", "EUR")
+
+
+def _made_up_coins(n: int) -> list[str]:
+    rng = random.Random("pandas-async-demo:coins")
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    coins: list[str] = []
+    while len(coins) < n:
+        name = "".join(rng.choices(letters, k=rng.choice((3, 4))))
+        if name not in SYMBOLS and name not in coins:
+            coins.append(name)
+    return coins
+
+
+PAIRS: tuple[str, ...] = tuple(
+    f"{coin}-{quote}" for coin in [*SYMBOLS, *_made_up_coins(94)] for quote in _QUOTES
+)
+_PAIR_SET = frozenset(PAIRS)
+
+
+def market(symbol: str) -> tuple[float, float] | None:
+    """Reference price and hourly volatility of a symbol (``BTC``) or pair (``BTC-USDT``)."""
+    if symbol in SYMBOLS:
+        return SYMBOLS[symbol]
+    if symbol not in _PAIR_SET:
+        return None
+    coin, quote = symbol.split("-")
+    if coin in SYMBOLS:
+        price, vol = SYMBOLS[coin]
+    else:
+        rng = random.Random(f"pandas-async-demo:coin:{coin}")
+        price, vol = 10 ** rng.uniform(-3, 3), rng.uniform(0.005, 0.02)
+    return (price * 0.92 if quote == "EUR" else price), vol
+
+
 INTERVALS: Mapping[str, int] = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}
 
 
@@ -200,7 +239,7 @@ def _price(symbol: str, minute: int) -> float:
     A smooth, multi-scale wave around the reference price plus a little per-minute noise: it is
     continuous in time, so consecutive candles and candles of different intervals agree.
     """
-    base, vol = SYMBOLS[symbol]
+    base, vol = market(symbol) or SYMBOLS["BTC"]
     phase = (zlib.crc32(symbol.encode()) % 1000) / 100.0
     hours = minute / 60.0
     log_move = (
@@ -219,7 +258,7 @@ def _round_price(value: float) -> float:
 
 def candles(symbol: str, day: dt.date, interval: str = "1h") -> list[JSONDict]:
     """Synthetic OHLCV candles of ``symbol`` for the UTC day ``day``, as ``/candles`` answers."""
-    base, vol = SYMBOLS[symbol]
+    base, vol = market(symbol) or SYMBOLS["BTC"]
     step = INTERVALS[interval]
     start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) // 60
     records = []

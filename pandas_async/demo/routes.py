@@ -19,6 +19,7 @@ from .data import (
     INTERVALS,
     N_POSTS,
     N_USERS,
+    PAIRS,
     POSTS_PER_USER,
     SYMBOLS,
     JSONDict,
@@ -26,6 +27,7 @@ from .data import (
     all_posts,
     all_users,
     candles,
+    market,
     post,
     post_comments,
     user,
@@ -184,8 +186,12 @@ async def _candles(request: web.Request) -> web.Response:
     symbol = request.query.get("symbol", "").upper()
     if not symbol:
         return _error(400, "symbol is required, e.g. ?symbol=BTC&date=2024-01-01")
-    if symbol not in SYMBOLS:
-        return _error(404, f"unknown symbol {symbol!r}; known: {', '.join(SYMBOLS)}")
+    if market(symbol) is None:
+        return _error(
+            404,
+            f"unknown symbol {symbol!r}; known: {', '.join(SYMBOLS)} and {len(PAIRS)} pairs "
+            f"such as {PAIRS[0]} (pandas_async.demo.PAIRS)",
+        )
     raw_date = request.query.get("date")
     if raw_date is None:
         return _error(400, "date is required, e.g. ?symbol=BTC&date=2024-01-01")
@@ -221,14 +227,35 @@ def _jitter(path_qs: str) -> float:
 _COUNTER_KEY = web.AppKey("request_counter", list[int])
 
 
-def create_app(latency: Callable[[], float] | float = DEFAULT_LATENCY) -> web.Application:
-    """The demo API as an aiohttp application; ``latency`` is seconds or a callable giving them."""
+def create_app(
+    latency: Callable[[], float] | float = DEFAULT_LATENCY,
+    candle_limit: tuple[int, float] | None = None,
+) -> web.Application:
+    """The demo API as an aiohttp application; ``latency`` is seconds or a callable giving them.
+
+    ``candle_limit=(n, seconds)``: ``/candles`` answers 429 with ``Retry-After`` to a request
+    that would make more than ``n`` arrive in any window of ``seconds`` (an exchange's limit).
+    """
     get_latency = latency if callable(latency) else (lambda: float(latency))
     counter = [0]
+    candle_arrivals: list[float] = []
 
     @web.middleware
     async def delay_and_count(request: web.Request, handler: Handler) -> web.StreamResponse:
         counter[0] += 1
+        if candle_limit is not None and request.path == "/candles":
+            n, seconds = candle_limit
+            now = asyncio.get_running_loop().time()
+            while candle_arrivals and candle_arrivals[0] <= now - seconds:
+                candle_arrivals.pop(0)
+            if len(candle_arrivals) >= n:
+                wait = max(1, math.ceil(candle_arrivals[0] + seconds - now))
+                return _json(
+                    {"detail": f"rate limit: {n} requests per {seconds:g} s"},
+                    status=429,
+                    headers={"Retry-After": str(wait)},
+                )
+            candle_arrivals.append(now)
         raw_delay = request.query.get("_delay")
         try:
             if raw_delay is not None:

@@ -24,10 +24,17 @@ class DemoServer:
     ``start()`` / ``stop()``.
     """
 
-    def __init__(self, *, port: int = 0, latency: float = DEFAULT_LATENCY) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        latency: float = DEFAULT_LATENCY,
+        candle_limit: tuple[int, float] | None = None,
+    ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
         self.latency = float(latency)
+        self.candle_limit = candle_limit  # (n, seconds): /candles answers 429 beyond it
         self._requested_port = port
         self._port: int | None = None
         self._app: web.Application | None = None
@@ -95,7 +102,7 @@ class DemoServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        self._app = create_app(lambda: self.latency)
+        self._app = create_app(lambda: self.latency, self.candle_limit)
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=0.5)
         try:
             loop.run_until_complete(runner.setup())
