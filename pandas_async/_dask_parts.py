@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,21 +19,26 @@ from typing import Any
 
 import pandas as pd
 
-from ._accessor import DataFrameAccessor, SeriesAccessor
+from ._accessor import DataFrameAccessor, SeriesAccessor, write_parquet
 from ._dask_leases import LeasePlan, acquire_lease, current_task_cancelled
 from ._errors import FetchError, PandasAsyncError
 from ._frames import OUTCOME_COLUMNS
+from ._report import Report
 from ._runner import run_sync
 
 __all__ = [
     "PartResult",
+    "PartWritten",
     "Probe",
+    "absolute",
     "conform",
     "failures_of",
     "fetch_partition",
+    "merge_reports",
     "probe",
     "raise_failures",
     "unify",
+    "write_partition",
 ]
 
 _POLL = 0.1  # seconds between checks for a cancelled task while fetching
@@ -59,12 +65,7 @@ def fetch_partition(
     plan: LeasePlan,
 ) -> PartResult:
     """The pandas call on one partition, with one lease's share of the call's budgets."""
-    opts = dict(options)
-    opts.update(concurrency=plan.concurrency, progress=False)
-    if plan.rate is not None:
-        opts["rate"] = plan.rate
-    if plan.burst is not None:
-        opts["burst"] = plan.burst
+    opts = _with_share(options, plan)
     if isinstance(part, pd.Series):
         call: Callable[[], Coroutine[Any, Any, pd.DataFrame]] = lambda: SeriesAccessor(  # noqa: E731
             part
@@ -90,6 +91,92 @@ def fetch_partition(
         failed_mask = exc.frame["_error"].notna().to_numpy()
         good = exc.frame.loc[~failed_mask].drop(columns=list(OUTCOME_COLUMNS))
         return PartResult(good, rows, Counter(exc.counts), exc.frame.loc[failed_mask])
+
+
+def _with_share(options: Mapping[str, Any], plan: LeasePlan) -> dict[str, Any]:
+    opts = dict(options)
+    opts.update(concurrency=plan.concurrency, progress=False)
+    if plan.rate is not None:
+        opts["rate"] = plan.rate
+    if plan.burst is not None:
+        opts["burst"] = plan.burst
+    return opts
+
+
+@dataclass
+class PartWritten:
+    """One partition written to the Parquet folder: its report, or what failed in it."""
+
+    rows: int
+    report: Report | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    failed: pd.DataFrame | None = None
+
+
+def write_partition(
+    part: pd.DataFrame,
+    path: str,
+    url: Any,
+    options: Mapping[str, Any],
+    plan: LeasePlan,
+    parquet: Mapping[str, Any],
+) -> PartWritten:
+    """The pandas ``to_parquet`` on one partition, with one lease's share of the budgets.
+
+    It never cleans the folder: other partitions are writing into it (the caller cleaned it
+    once, before any partition ran).
+    """
+    opts = _with_share(options, plan)
+    rows = len(part)
+    lease = acquire_lease(plan, current_task_cancelled())
+    if lease is None:
+        raise TaskCancelled("the Dask task was cancelled before it sent a request")
+    try:
+        report = write_parquet(part, path, url, clean=False, options=opts, **parquet)
+    except FetchError as exc:  # errors="raise": its good rows are on disk already
+        return PartWritten(rows, None, Counter(exc.counts), exc.frame)
+    finally:
+        lease.release(after=plan.hand_over)
+    return PartWritten(rows, report)
+
+
+def merge_reports(
+    parts: Sequence[PartWritten], *, call: str, seconds: float, rate: float | None
+) -> Report:
+    """One report for a whole dask ``to_parquet``: counts added up, latencies pooled.
+
+    The per-phase time split and the per-attempt timeline stay per partition (on the workers):
+    partitions overlap, so their phases do not add up to the wall time.
+    """
+    reports = [p.report for p in parts if p.report is not None]
+    statuses: Counter[int | None] = Counter()
+    causes: Counter[str] = Counter()
+    latencies: list[float] = []
+    pages = [r.pages for r in reports if r.pages is not None]
+    for r in reports:
+        statuses.update(r.statuses)
+        causes.update(r.causes)
+        latencies.extend(r.latencies)
+    return Report(
+        call=call,
+        rows=sum(r.rows for r in reports),
+        failed_rows=sum(r.failed_rows for r in reports),
+        shared_rows=sum(r.shared_rows for r in reports),
+        requests=sum(r.requests for r in reports),
+        distinct=sum(r.distinct for r in reports),
+        retries=sum(r.retries for r in reports),
+        pages=sum(pages) if pages else None,
+        statuses=dict(statuses),
+        causes=dict(causes),
+        latencies=tuple(latencies),
+        seconds=seconds,
+        rate=rate,
+    )
+
+
+def absolute(path: str | os.PathLike[str]) -> str:
+    """The folder as every worker process sees it, whatever its working directory."""
+    return os.path.abspath(os.fspath(path))
 
 
 async def _until_cancelled(

@@ -17,8 +17,10 @@ calls the function on made-up rows: every step is given its ``meta``.
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Unpack
 
 import dask.base
@@ -28,10 +30,23 @@ import dask.system
 import pandas as pd
 from dask.delayed import Delayed, delayed
 
-from ._accessor import DataFrameAccessor, SeriesAccessor
+from ._accessor import DataFrameAccessor, SeriesAccessor, write_parquet
 from ._dask_leases import LeasePlan
-from ._dask_parts import conform, failures_of, fetch_partition, probe, raise_failures, unify
+from ._dask_parts import (
+    PartWritten,
+    absolute,
+    conform,
+    failures_of,
+    fetch_partition,
+    merge_reports,
+    probe,
+    raise_failures,
+    unify,
+    write_partition,
+)
+from ._errors import FetchError
 from ._options import FetchKwargs, FetchOptions
+from ._report import Report, record_report
 
 __all__ = ["DaskDataFrameAccessor", "DaskSeriesAccessor"]
 
@@ -62,6 +77,27 @@ class DaskDataFrameAccessor:
         """
         return _fetch(self._obj, url, dict(options))
 
+    def to_parquet(  # type: ignore[misc]  # schema= is named, as DESIGN section 6 has it
+        self,
+        path: str | os.PathLike[str],
+        url: Url,
+        partition_cols: str | Sequence[str] | None = None,
+        key: str | Sequence[str] | None = None,
+        batch_size: int = 10_000,
+        schema: Any = None,
+        **options: Unpack[FetchKwargs],
+    ) -> Report:
+        """Fetch every row and stream the results into one Parquet dataset folder at ``path``.
+
+        Each partition runs the pandas ``to_parquet`` into the same folder (local, or shared by
+        every worker), under the call's cluster-wide limits; it resumes like the pandas one:
+        a re-run fetches only rows whose key is not yet written. Runs now and returns one
+        :class:`pandas_async.Report` for the whole frame; with ``errors="raise"``, one
+        ``FetchError`` after every partition's good rows are on disk.
+        """
+        parquet = {"partition_cols": partition_cols, "key": key, "batch_size": batch_size}
+        return _to_parquet(self._obj, absolute(path), url, parquet, {**options, "schema": schema})
+
 
 @_register_series_accessor("aapi")
 class DaskSeriesAccessor:
@@ -83,22 +119,11 @@ def _pandas_call(frame: pd.DataFrame | pd.Series, url: Any, options: Mapping[str
 
 
 def _fetch(obj: dd.DataFrame | dd.Series, url: Any, options: dict[str, Any]) -> dd.DataFrame:
-    if options.get("client") is not None:
-        raise TypeError(
-            "client= cannot go to Dask workers: an httpx.AsyncClient belongs to one event loop in "
-            "one process. Pass headers=/params= (auth tokens, API keys) instead, or use the "
-            "pandas call"
-        )
+    _refuse_client(options)
     checked = FetchOptions.build("fetch", options)
     # The pandas call on the empty meta: every option and column reference checked, no request.
     empty = _pandas_call(obj._meta, url, {**options, "progress": False})
-    plan = LeasePlan.split(
-        concurrency=checked.concurrency,
-        rate=checked.rate,
-        burst=getattr(checked, "burst", None),
-        partitions=obj.npartitions,
-        threads=_threads(),
-    )
+    plan = _plan(obj, checked)
     token = uuid.uuid4().hex[:12]
     results = [
         delayed(fetch_partition, pure=False)(
@@ -123,6 +148,63 @@ def _fetch(obj: dd.DataFrame | dd.Series, url: Any, options: dict[str, Any]) -> 
     if raise_errors:
         raise_failures(failures)
     return _frame(results, unify(probes, empty), divisions, token, None)
+
+
+def _to_parquet(
+    obj: dd.DataFrame, path: str, url: Any, parquet: dict[str, Any], options: dict[str, Any]
+) -> Report:
+    _refuse_client(options)
+    checked = FetchOptions.build("to_parquet", options)
+    started = time.perf_counter()
+    # On the empty meta: every option checked, and the folder opened and cleaned once (a killed
+    # run's uncommitted files removed) before any partition writes into it.
+    quiet = {**options, "progress": False}
+    write_parquet(obj._meta, path, url, clean=True, options=quiet, **parquet)
+    plan = _plan(obj, checked)
+    token = uuid.uuid4().hex[:12]
+    tasks = [
+        delayed(write_partition, pure=False)(
+            part, path, url, options, plan, parquet, dask_key_name=f"aapi-to-parquet-{token}-{i}"
+        )
+        for i, part in enumerate(_to_delayed(obj))
+    ]
+    parts: list[PartWritten] = list(_compute(*tasks))
+    failed = [p.failed for p in parts if p.failed is not None]
+    if failed:
+        counts: dict[str, int] = {}
+        for p in parts:
+            for cause, n in p.counts.items():
+                counts[cause] = counts.get(cause, 0) + n
+        raise FetchError(
+            pd.concat(failed), counts, total=sum(p.rows for p in parts),
+            where=f"every other row is written to {path}; .frame holds the failed rows with "
+            "_status and _error; run to_parquet again to retry just them",
+        )  # fmt: skip
+    rate = None if checked.rate is None else checked.rate.limit / checked.rate.period
+    report = merge_reports(
+        parts, call=f"dask to_parquet {path}", seconds=time.perf_counter() - started, rate=rate
+    )
+    record_report(report)
+    return report
+
+
+def _refuse_client(options: Mapping[str, Any]) -> None:
+    if options.get("client") is not None:
+        raise TypeError(
+            "client= cannot go to Dask workers: an httpx.AsyncClient belongs to one event loop in "
+            "one process. Pass headers=/params= (auth tokens, API keys) instead, or use the "
+            "pandas call"
+        )
+
+
+def _plan(obj: dd.DataFrame | dd.Series, checked: FetchOptions) -> LeasePlan:
+    return LeasePlan.split(
+        concurrency=checked.concurrency,
+        rate=checked.rate,
+        burst=getattr(checked, "burst", None),
+        partitions=obj.npartitions,
+        threads=_threads(),
+    )
 
 
 def _failure_check(results: list[Delayed], token: str) -> Delayed:
