@@ -15,6 +15,7 @@ from typing import Any, Unpack
 import numpy as np
 import pandas as pd
 
+from ._cache import AnswerCache, resolve_cache_folder
 from ._engine import EnginePolicy, OnRows, fetch_all
 from ._errors import FetchError
 from ._frames import make_parser
@@ -82,6 +83,9 @@ class _Job:
         )
         if o.client is not None:
             claim_client(o.client)  # its connections belong to one loop: fail early, with the fix
+        folder = resolve_cache_folder(o.cache)
+        # Opened here, on the loop's thread; a folder it cannot use fails before any request.
+        cache = None if folder is None else AnswerCache(folder, ttl=o.cache_ttl, client=o.client)
         progress = Progress(len(self.specs), o.progress)
         timeline = call_timeline(
             caller=self.caller,
@@ -101,9 +105,12 @@ class _Job:
                 on_done=progress.update,
                 timeline=timeline,
                 on_rows=on_rows,
+                store=cache,
             )
         finally:
             progress.close()
+            if cache is not None:
+                cache.close()
             timeline.finish(None if outcomes is None else sum(not x.ok for x in outcomes))
         report = report_from_outcomes(
             outcomes,
@@ -112,6 +119,7 @@ class _Job:
             paginated=o.paginate is not None,
             timeline=timeline,
             rate=o.rate.limit / o.rate.period if o.rate else None,
+            cache_hits=None if cache is None else cache.hits,
         )
         record_report(report)
         return outcomes, report

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import (
@@ -42,9 +42,10 @@ from ._transport import (
     is_transient,
 )
 
-__all__ = ["EnginePolicy", "OnRows", "fetch_all"]
+__all__ = ["AnswerStore", "EnginePolicy", "OnRows", "fetch_all"]
 
 logger = logging.getLogger("pandas_async")
+_KEPT_CHUNK = 256  # rows looked up in the answer store at once
 OnRows = Callable[[list[int], Outcome], Awaitable[None] | None]
 
 
@@ -58,6 +59,20 @@ class EnginePolicy:
     burst: int | None = None  # GCRA tolerance on top of rate's window; None: the window only
     paginate: Paginator | None = None
     record_path: str | list[str] | None = None  # where a page's records are, to see it is empty
+
+
+class AnswerStore(Protocol):
+    """Where answers are kept between calls (``cache=``; the accessor hands one in).
+
+    ``get`` is asked before a request waits for anything (gate, rate, cool-down): a kept answer
+    is used as is and nothing is sent. ``put`` is given every answer that succeeded and parsed.
+    """
+
+    def get(self, spec: RequestSpec) -> Answer | None: ...
+
+    def get_many(self, specs: Sequence[RequestSpec]) -> list[Answer | None]: ...
+
+    def put(self, spec: RequestSpec, answer: Answer) -> None: ...
 
 
 class _RetryableStatus(Exception):
@@ -126,8 +141,10 @@ class Engine:
         on_rows: OnRows | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         timeline: Timeline | None = None,
+        store: AnswerStore | None = None,
     ) -> None:
         self.sender = sender
+        self.store = store
         self.timeline = Timeline() if timeline is None else timeline
         self.policy = policy
         self.parse = parse
@@ -167,6 +184,10 @@ class Engine:
                 if wait is not None:
                     await wait
 
+        looked_up = self.store is not None and paginate is None
+        if looked_up:
+            jobs = await self._answer_kept(jobs, finish)
+
         # `concurrency` runners take rows in order, instead of one task per row: 20,000 waiting
         # tasks cost memory and scheduling. A row for a host on hold (a cool-down, a probe, an
         # empty quota) is parked, not awaited, so waiting rows are never tasks. A runner whose
@@ -182,7 +203,7 @@ class Engine:
                 if spec.problem is not None:  # the row's request could not be built: not sent
                     outcome = spec.problem
                 elif paginate is None:
-                    outcome, _ = await self.fetch(spec)
+                    outcome, _ = await self.fetch(spec, look_up=not looked_up)
                 else:
                     outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
                 await finish(indices, outcome)
@@ -198,11 +219,42 @@ class Engine:
                 start_runner()
         return outcomes  # type: ignore[return-value]
 
-    async def fetch(self, spec: RequestSpec) -> tuple[Outcome, Answer | None]:
-        """Send one request under every policy; read its answer. Never raises but on cancel."""
+    async def _answer_kept(
+        self,
+        jobs: list[tuple[RequestSpec, list[int]]],
+        finish: Callable[[list[int], Outcome], Awaitable[None]],
+    ) -> list[tuple[RequestSpec, list[int]]]:
+        """Answer the rows whose answer is kept (``cache=``), a chunk of look-ups at a time;
+        return the others, to be sent. Nothing here waits for the gate or the rate."""
+        assert self.store is not None
+        left: list[tuple[RequestSpec, list[int]]] = []
+        for start in range(0, len(jobs), _KEPT_CHUNK):
+            chunk = jobs[start : start + _KEPT_CHUNK]
+            kept = self.store.get_many([spec for spec, _ in chunk if spec.problem is None])
+            found = iter(kept)
+            for spec, rows in chunk:
+                answer = next(found) if spec.problem is None else None
+                if answer is None:
+                    left.append((spec, rows))
+                    continue
+                outcome, _ = await self.fetch(spec, kept=answer)
+                await finish(rows, outcome)
+            await asyncio.sleep(0)  # let the loop breathe between chunks
+        return left
+
+    async def fetch(
+        self, spec: RequestSpec, *, kept: Answer | None = None, look_up: bool = True
+    ) -> tuple[Outcome, Answer | None]:
+        """Send one request under every policy; read its answer. Never raises but on cancel.
+
+        ``kept``: an answer from the store, used instead of sending; ``look_up=False``: the
+        store was already asked.
+        """
         state = _Attempts()
+        if kept is None and look_up and self.store is not None:
+            kept = self.store.get(spec)
         try:
-            answer = await self._attempt_all(spec, state)
+            answer = kept if kept is not None else await self._attempt_all(spec, state)
         except asyncio.CancelledError:
             raise
         except _RetryableStatus as exc:
@@ -225,6 +277,8 @@ class Engine:
             return Outcome(None, status, text, exc.cause, elapsed, state.count), answer
         except Exception as exc:
             return self._failed(spec, state, "parse error", status, exc), answer
+        if kept is None and self.store is not None:
+            self.store.put(spec, answer)
         return Outcome(value, status, None, None, elapsed, state.count), answer
 
     async def _attempt_all(self, spec: RequestSpec, state: _Attempts) -> Answer:
@@ -441,13 +495,15 @@ async def fetch_all(
     on_done: Callable[[int, Outcome], None] | None = None,
     timeline: Timeline | None = None,
     on_rows: OnRows | None = None,
+    store: AnswerStore | None = None,
 ) -> list[Outcome]:
     """One ``Outcome`` per spec, in order, through ``client`` as given or the default sender.
 
     ``timeline`` (made by the caller, read after) records where the time went.
     ``on_rows(rows, outcome)`` is called as each request completes, with the positions of the
     specs it answered (several when deduped); it may return an awaitable to slow the runners
-    down (a sink whose writer is behind).
+    down (a sink whose writer is behind). With a ``store``, kept answers are used instead of
+    sending, and good answers are kept.
     """
     if not specs:
         return []
@@ -457,7 +513,9 @@ async def fetch_all(
     else:
         sender = AiohttpSender(concurrency=policy.concurrency, timeout=policy.timeout)
     try:
-        engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows)
+        engine = Engine(
+            sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows, store=store
+        )
         return await engine.run(specs)
     finally:
         await sender.aclose()

@@ -10,6 +10,7 @@ import datetime
 import decimal
 import difflib
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,6 +193,8 @@ class FetchKwargs(TypedDict, total=False):
     progress: bool | None
     paginate: Paginator | None
     schema: Mapping[str, Any] | Any | None  # {column: dtype} or a pyarrow.Schema
+    cache: bool | str | os.PathLike[str] | None
+    cache_ttl: float | datetime.timedelta | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +225,8 @@ class FetchOptions:
     progress: bool | None = None
     paginate: Paginator | None = None
     schema: Any = None  # checked by _schema.parse_schema (it needs pandas) in the accessor
+    cache: bool | str | os.PathLike[str] | None = None  # the folder is resolved in _cache
+    cache_ttl: float | None = None  # seconds
 
     @classmethod
     def build(cls, caller: str, options: Mapping[str, Any]) -> FetchOptions:
@@ -289,6 +294,15 @@ class FetchOptions:
         dedupe = o.pop("dedupe", True)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe= expects True or False, got {dedupe!r}")
+        cache = o.pop("cache", None)
+        if not (cache is None or isinstance(cache, bool | str | os.PathLike)):
+            raise TypeError(
+                "cache= expects True (the user's cache folder), a folder path, or None/False, "
+                f"got {cache!r}"
+            )
+        if cache == "":
+            raise ValueError("cache= got an empty folder path; pass True for the user's cache")
+        cache_ttl = _cache_ttl(o.pop("cache_ttl", None))
         return cls(
             method=method.upper(),
             client=client,
@@ -307,6 +321,8 @@ class FetchOptions:
             progress=progress,
             dedupe=dedupe,
             paginate=paginate,
+            cache=cache,
+            cache_ttl=cache_ttl,
             **o,  # params, headers, json, data, meta: checked against the frame in _requests
         )
 
@@ -338,6 +354,16 @@ def _timeout(value: Any, client: httpx.AsyncClient | None) -> float | httpx.Time
     if isinstance(value, httpx.Timeout):
         return value
     _check_number("timeout=", value, minimum=0.0, strict=True, extra=" or an httpx.Timeout")
+    return float(value)
+
+
+def _cache_ttl(value: Any) -> float | None:
+    """Seconds an answer kept on disk stays usable: a number or a ``timedelta``; None: always."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):  # pandas.Timedelta is one too
+        value = value.total_seconds()
+    _check_number("cache_ttl=", value, minimum=0.0, strict=True, extra=" or a timedelta")
     return float(value)
 
 

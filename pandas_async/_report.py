@@ -8,7 +8,8 @@ where the wall time went (rate limiter, cool-down, backoff, in flight).
 Everything is computed from the per-row outcomes. Rows that shared one request (``dedupe``)
 share one ``Outcome`` object, so request-level numbers (requests, retries, pages, latency) count
 it once, while row-level numbers (statuses, causes) count every row, as ``FetchError.counts``
-and the ``_status`` column do. There is no answer cache yet, so there are no cache hits to count.
+and the ``_status`` column do. Answers read from the disk cache (``cache=``) are counted in
+``cache_hits`` and not in the request numbers: nothing was sent for them.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Report:
     ``rate``            the rate asked for, in requests per second (``None``: no ``rate=``)
     ``sent_at``, ``answered_at``, ``attempt_statuses``: per attempt, seconds after the call
                         started and the HTTP status (0: no answer), for ``plot()``
+    ``cache_hits``      answers (pages included) read from the disk cache instead of sent;
+                        ``None`` when the call had no ``cache=``
 
     ``p50``, ``p90``, ``p99`` are latency percentiles; ``str(report)`` is a text summary, Jupyter
     shows an HTML table, and ``report.plot()`` draws the latency histogram and the requests over
@@ -96,6 +99,7 @@ class Report:
     attempt_statuses: np.ndarray = field(
         default_factory=lambda: np.zeros(0, dtype=np.uint16), repr=False, compare=False
     )
+    cache_hits: int | None = None
 
     # -- derived numbers ------------------------------------------------------------------------
 
@@ -145,6 +149,7 @@ class Report:
             "pages": self.pages,
             "statuses": dict(self.statuses),
             "causes": dict(self.causes),
+            "cache_hits": self.cache_hits,
             "seconds": self.seconds,
             "time": dict(self.time),
             "cooldown_by_host": dict(self.cooldown_by_host),
@@ -171,7 +176,10 @@ class Report:
             f"{_status_name(s)}: {n}"
             for s, n in sorted(self.statuses.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
         )
-        lines = [("rows", rows), ("requests", requests), ("status", statuses or "-")]
+        lines = [("rows", rows), ("requests", requests)]
+        if self.cache_hits is not None:
+            lines.append(("cache", f"{self.cache_hits} answers read from disk, not sent"))
+        lines.append(("status", statuses or "-"))
         if self.causes:
             causes = ", ".join(
                 f"{cause}: {n}" for cause, n in sorted(self.causes.items(), key=lambda kv: -kv[1])
@@ -290,6 +298,7 @@ def report_from_outcomes(
     paginated: bool,
     timeline: Timeline | None = None,
     rate: float | None = None,
+    cache_hits: int | None = None,
 ) -> Report:
     """The report of one call, from its per-row outcomes (rows sharing a request share one) and
     its ``timeline`` (where the time went; its wall time replaces ``seconds`` when given)."""
@@ -329,6 +338,7 @@ def report_from_outcomes(
         cooldown_by_host={} if timeline is None else dict(timeline.cooldown_by_host),
         rate=rate,
         **({} if timeline is None else _attempt_arrays(timeline)),
+        cache_hits=cache_hits,
     )
 
 

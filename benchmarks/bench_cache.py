@@ -1,0 +1,155 @@
+"""The disk cache (``cache=``): store speed, and a fully cached re-run of 100,000 rows.
+
+    python benchmarks/bench_cache.py [--rows 100000] [--concurrency 100]
+
+Two parts, in one run on one machine:
+
+1. The store alone (``pandas_async._cache.AnswerCache``), on ``--rows`` answers of ~300 bytes:
+   writes batched as the fetch path does them (one transaction per 500), writes with one
+   transaction each (what batching avoids), and reads by key; µs per operation and per second.
+2. End to end against ``benchmarks/server.py`` (a loopback JSON API in its own process, no
+   added latency): ``df.aapi.fetch`` of ``--rows`` distinct ids without a cache, the same with
+   ``cache=`` on an empty folder (fetch and keep), and the re-run served from the cache. The
+   server's own counter checks that the re-run sent nothing. Target: under 5 s for 100,000 rows.
+
+Results are printed as a table and written to ``benchmarks/results/cache.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+from bench import Server  # benchmarks/bench.py: the server in a subprocess
+
+import pandas_async
+from pandas_async._cache import AnswerCache
+from pandas_async._requests import RequestSpec
+from pandas_async._transport import Answer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def store_part(rows: int, folder: Path) -> dict[str, Any]:
+    body = b'{"id":1,"name":"User 1","address":{"geo":{"lat":1.5}}' + b" " * 240 + b"}"
+    headers = httpx.Headers({"content-type": "application/json; charset=utf-8"})
+    specs = [RequestSpec("GET", f"http://127.0.0.1:1/users/{i}") for i in range(rows)]
+    answers = [Answer(200, "OK", headers, body, "GET", s.url) for s in specs]
+    out: dict[str, Any] = {}
+
+    cache = AnswerCache(folder / "batched")
+    started = time.perf_counter()
+    for spec, answer in zip(specs, answers, strict=True):
+        cache.put(spec, answer)
+    cache.close()
+    out["write_batched_us"] = (time.perf_counter() - started) / rows * 1e6
+
+    single = min(rows, 5_000)
+    cache = AnswerCache(folder / "single")
+    started = time.perf_counter()
+    for spec, answer in zip(specs[:single], answers[:single], strict=True):
+        cache.put(spec, answer)
+        cache.flush()  # one transaction per answer
+    cache.close()
+    out["write_one_txn_us"] = (time.perf_counter() - started) / single * 1e6
+
+    cache = AnswerCache(folder / "batched")
+    started = time.perf_counter()
+    found = sum(cache.get(spec) is not None for spec in specs)
+    cache.close()
+    out["read_us"] = (time.perf_counter() - started) / rows * 1e6
+    assert found == rows, found
+    return out
+
+
+def timed_fetch(frame: pd.DataFrame, url: str, **options: Any) -> tuple[float, pd.DataFrame]:
+    started = time.perf_counter()
+    result = frame.aapi.fetch(url, progress=False, **options)
+    return time.perf_counter() - started, result
+
+
+def end_to_end(rows: int, concurrency: int, folder: Path) -> dict[str, Any]:
+    frame = pd.DataFrame({"user_id": range(1, rows + 1)})
+    out: dict[str, Any] = {}
+    with Server(latency_ms=0) as server:
+        url = server.base + "/users/{user_id}"
+        server.reset()
+        out["no_cache_s"], plain = timed_fetch(frame, url, concurrency=concurrency)
+        out["no_cache_requests"] = server.stats()["requests"]
+
+        server.reset()
+        out["fill_s"], filled = timed_fetch(frame, url, concurrency=concurrency, cache=folder)
+        out["fill_requests"] = server.stats()["requests"]
+
+        server.reset()
+        out["cached_s"], cached = timed_fetch(frame, url, concurrency=concurrency, cache=folder)
+        out["cached_requests"] = server.stats()["requests"]
+        report = pandas_async.last_report()
+        assert report is not None
+        out["cached_hits"] = report.cache_hits
+    pd.testing.assert_frame_equal(cached, plain)
+    pd.testing.assert_frame_equal(filled, plain)
+    out["cached_rows_per_s"] = rows / out["cached_s"]
+    out["cached_vs_no_cache"] = out["cached_s"] / out["no_cache_s"]
+    out["fill_vs_no_cache"] = out["fill_s"] / out["no_cache_s"]
+    out["cache_mb"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pandas-async-bench-cache-"))
+    try:
+        store = store_part(args.rows, work / "store")
+        e2e = end_to_end(args.rows, args.concurrency, work / "e2e")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    n = args.rows
+    print(f"The store alone, {n:,} answers of ~300 bytes")
+    for name, key in [
+        ("write, batched (500 per transaction)", "write_batched_us"),
+        ("write, one transaction each", "write_one_txn_us"),
+        ("read by key", "read_us"),
+    ]:
+        us = store[key]
+        print(f"  {name:<38} {us:8.1f} µs  {1e6 / us:10,.0f}/s")
+    print(f"\ndf.aapi.fetch of {n:,} rows, concurrency {args.concurrency}, loopback, no latency")
+    for name, key, sent in [
+        ("no cache", "no_cache_s", "no_cache_requests"),
+        ("cache=, empty folder (fetch and keep)", "fill_s", "fill_requests"),
+        ("cache=, re-run from the cache", "cached_s", "cached_requests"),
+    ]:
+        seconds = e2e[key]
+        rate = n / seconds
+        print(f"  {name:<38} {seconds:6.2f} s  {rate:9,.0f} rows/s  {e2e[sent]:>7,} requests")
+    print(
+        f"  cached re-run / no cache: {e2e['cached_vs_no_cache']:.2f}x; "
+        f"fill / no cache: {e2e['fill_vs_no_cache']:.2f}x; "
+        f"cache file {e2e['cache_mb']:.1f} MB"
+    )
+    target = "met" if e2e["cached_s"] < 5 and e2e["cached_requests"] == 0 else "NOT met"
+    print(f"  target (cached re-run of 100,000 rows under 5 s, nothing sent): {target}")
+    RESULTS.mkdir(exist_ok=True)
+    summary = {
+        "rows": n,
+        "concurrency": args.concurrency,
+        "machine": platform.platform(),
+        "store": store,
+        "end_to_end": e2e,
+    }
+    (RESULTS / "cache.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
