@@ -16,8 +16,12 @@ Kinds (N = ``limit`` requests per ``period`` seconds):
 ``ietf``           a fixed window with ``RateLimit-Policy: "default";q=N;w=period`` and
                    ``RateLimit: "default";r=left;t=seconds``; past the quota a 429 with them
 ``ban``            a fixed window whose 429 carries ``Retry-After``; a request that comes
-                   before that time is up earns a 418 ban with ``Retry-After: ban`` seconds
-                   (Binance), and every request during a ban gets a 418 too
+                   before that time is up (and was not already on its way) earns a 418 ban
+                   with ``Retry-After: ban`` seconds (Binance), and every request during a ban
+                   gets a 418 too; ``banned_for=s`` starts the server with a ban of s seconds
+``open``           no limit
+
+``first_retry_after=s``: the first request is answered 429 with ``Retry-After: s`` (any kind).
 
 ``retry_after=True`` adds ``Retry-After`` (seconds to the next free moment, rounded up to whole
 seconds) to every 429, as nginx does when told to.
@@ -35,7 +39,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-KINDS = ("leaky", "token", "fixed", "sliding", "github", "ietf", "ban")
+KINDS = ("leaky", "token", "fixed", "sliding", "github", "ietf", "ban", "open")
+# A request arriving this soon after a 429 was sent was already on its way: no ban for it.
+BAN_GRACE = 0.1
 
 
 @dataclass
@@ -46,6 +52,8 @@ class Seen:
     accepted: list[float] = field(default_factory=list)
     refused: int = 0  # 429s
     banned: int = 0  # 418s
+    early: int = 0  # arrivals during a pause the server asked for (Retry-After), after a grace
+    pauses: list[tuple[float, float]] = field(default_factory=list)  # (asked at, until)
 
 
 class LimiterServer:
@@ -62,6 +70,8 @@ class LimiterServer:
         latency: float = 0.0,
         retry_after: bool = False,
         ban: float = 2.0,
+        banned_for: float = 0.0,
+        first_retry_after: float | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -73,6 +83,7 @@ class LimiterServer:
         self.latency = latency
         self.retry_after = retry_after
         self.ban = ban
+        self.first_retry_after = first_retry_after
         self.seen = Seen()
         self._lock = threading.Lock()
         # leaky bucket (nginx): excess in milli-requests, last accepted arrival in ms
@@ -84,8 +95,9 @@ class LimiterServer:
         # fixed windows, quota and ban
         self._window = -1
         self._used = 0
-        self._told_until = 0.0  # ban: a 429 said "come back then" (time.monotonic())
-        self._banned_until = 0.0
+        self._told_at = 0.0  # ban: when a 429 said "come back at _told_until"
+        self._told_until = 0.0
+        self._banned_until = time.monotonic() + banned_for
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -93,6 +105,10 @@ class LimiterServer:
     # -- limiters: (accepted?, extra headers, server-side delay) ----------------------------------
 
     def _decide(self, now: float, wall: float) -> tuple[int, dict[str, str], float]:
+        if self.first_retry_after is not None and len(self.seen.arrivals) == 1:
+            return 429, {"Retry-After": f"{self.first_retry_after:g}"}, 0.0
+        if self.kind == "open":
+            return 200, {}, 0.0
         if self.kind == "leaky":
             return self._leaky(now)
         if self.kind == "token":
@@ -140,7 +156,7 @@ class LimiterServer:
             if now < self._banned_until:
                 self.seen.banned += 1
                 return 418, {"Retry-After": str(math.ceil(self._banned_until - now))}, 0.0
-            if now < self._told_until:
+            if self._told_at + BAN_GRACE < now < self._told_until:
                 self._banned_until = now + self.ban
                 self.seen.banned += 1
                 return 418, {"Retry-After": str(math.ceil(self.ban))}, 0.0
@@ -168,6 +184,7 @@ class LimiterServer:
             return 200, headers, 0.0
         if self.kind == "ban":
             wait = max(1, math.ceil(end - wall))
+            self._told_at = now
             self._told_until = now + wait - 0.05  # a little slack for the client's clock
             headers["Retry-After"] = str(wait)
         else:
@@ -179,12 +196,17 @@ class LimiterServer:
     async def _handle(self, request: web.Request) -> web.Response:
         now, wall = time.monotonic(), time.time()
         with self._lock:
-            self.seen.arrivals.append(now)
+            seen = self.seen
+            if any(at + BAN_GRACE < now < until - 0.02 for at, until in seen.pauses[-3:]):
+                seen.early += 1
+            seen.arrivals.append(now)
             status, headers, delay = self._decide(now, wall)
             if status == 200:
-                self.seen.accepted.append(now)
+                seen.accepted.append(now)
             elif status == 429:
-                self.seen.refused += 1
+                seen.refused += 1
+            if "Retry-After" in headers:
+                seen.pauses.append((now, now + float(headers["Retry-After"])))
         if delay + self.latency > 0:
             await asyncio.sleep(delay + self.latency)
         if status != 200:

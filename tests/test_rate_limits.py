@@ -237,3 +237,103 @@ def test_a_slow_answer_holds_up_only_its_own_row() -> None:
             assert fast_done < 2.0 + SLACK  # 39 rows at 20/s, not stuck behind the 3 s one
         finally:
             slow.stop()
+
+
+# -- cool-down, quota headers, bans, and no rate= at all ----------------------------------------
+
+
+def test_retry_after_resumes_with_one_probe_not_a_herd() -> None:
+    # nginx limit_req 10r/s answering 429 + Retry-After: 1, no rate=: the pause ended with every
+    # waiting row sent at once, nine of ten refused again, about one row per second.
+    with serve("leaky", LIMIT, 1.0, latency=0.05, retry_after=True) as server:
+        out, wall = fetch_rows(server, N)
+        assert lost(out) == 0
+        assert wall < 10.0
+        assert server.seen.early == 0, server.describe()  # nothing sent into a pause
+        # The first pause ends with one request alone; the next waits for its answer.
+        _, until = server.seen.pauses[0]
+        after = [t for t in server.seen.arrivals if t >= until - 0.02]
+        assert after[1] - after[0] >= 0.05 - 0.01, server.describe()
+
+
+def test_without_rate_a_host_that_refuses_is_paced_at_what_it_sustains() -> None:
+    # nginx limit_req 10r/s, plain 429s (no Retry-After): the pace is found (AIMD).
+    with serve("leaky", LIMIT, 1.0, latency=0.02) as server:
+        out, wall = fetch_rows(server, N)
+        assert lost(out) == 0
+        assert wall < 10.0
+        assert server.seen.refused <= 2 * 10, server.describe()
+
+
+@pytest.mark.parametrize("kind", ["github", "ietf"])
+def test_quota_headers_are_a_budget(kind: str) -> None:
+    # 5 per second, told in headers, concurrency 3, no rate=: it lost 5 of 20 rows before.
+    with serve(kind, 5, 1.0, latency=0.02) as server:
+        out, wall = fetch_rows(server, 20, concurrency=3)
+        assert lost(out) == 0
+        assert server.seen.refused == 0, server.describe()
+        assert wall < 20 / 5 + SLACK
+
+
+def test_a_418_ban_with_retry_after_pauses_the_host_and_is_retried() -> None:
+    # Binance bans an IP with 418 + Retry-After; every request during the ban prolongs it.
+    # Here the ban (1 s) is on as the job starts.
+    with serve("ban", 1000, 1.0, latency=0.02, banned_for=1.0) as server:
+        out, wall = fetch_rows(server, 20)
+        assert lost(out) == 0
+        assert server.seen.banned <= 10  # only the first burst, already on its way
+        assert server.seen.early == 0, server.describe()
+        # Then paced from one per second up (no rate= given): slow, but no second ban.
+        assert wall < 1.0 + 5.0 + SLACK
+
+
+@pytest.mark.parametrize("status", ["ban", "retry_after"])
+def test_a_pause_beyond_max_wait_fails_rows_at_once_saying_what_the_server_asked(
+    status: str,
+) -> None:
+    options: dict[str, object] = {"banned_for": 60.0} if status == "ban" else {}
+    if status == "retry_after":
+        options["first_retry_after"] = 60.0
+    kind = "ban" if status == "ban" else "open"
+    with serve(kind, 1000, 1.0, **options) as server:  # type: ignore[arg-type]
+        out, wall = fetch_rows(server, 50, concurrency=1)
+        assert wall < 2.0
+        assert server.seen.arrivals and len(server.seen.arrivals) == 1
+        assert lost(out) == 50
+        words = "banned this client (HTTP 418)" if status == "ban" else "(HTTP 429)"
+        for error in out["_error"]:
+            assert words in error
+            assert "asked to wait 60 s (Retry-After), more than Retry(max_wait=30)" in error
+
+
+def test_rows_waiting_for_a_cooling_host_are_not_tasks() -> None:
+    # 3,000 rows, the first answer a 429 + Retry-After: 1. Before, every waiting row became
+    # a task (3,000 of them); now they wait as entries in a queue.
+    import asyncio
+
+    with serve("open", 1000, 1.0, first_retry_after=1.0) as server:
+        most = 0
+
+        async def job() -> pd.DataFrame:
+            nonlocal most
+            done = False
+
+            async def count_tasks() -> None:
+                nonlocal most
+                while not done:
+                    most = max(most, len(asyncio.all_tasks()))
+                    await asyncio.sleep(0.05)
+
+            counter = asyncio.create_task(count_tasks())
+            try:
+                return await pd.DataFrame({"i": range(3000)}).aapi.afetch(
+                    server.url, concurrency=10, progress=False
+                )
+            finally:
+                done = True
+                await counter
+
+        out = asyncio.run(job())
+        assert len(out) == 3000
+        assert server.seen.early == 0
+        assert most <= 3 * 10 + 5, most
