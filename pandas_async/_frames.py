@@ -22,6 +22,7 @@ import orjson
 import pandas as pd
 
 from ._outcome import Answer, AnswerError, Outcome
+from ._secrets import mask_text, redact, secret_values
 
 __all__ = [
     "OUTCOME_COLUMNS",
@@ -85,7 +86,20 @@ _PARSERS: dict[str, Callable[[Answer], Any]] = {
 def make_parser(parse: str | Callable[[httpx.Response], Any]) -> Callable[[Answer], Any]:
     """The reader of each answer; a user's callable receives the ``httpx.Response``."""
     if callable(parse):
-        return lambda answer: parse(answer.response)
+
+        def call(answer: Answer) -> Any:
+            response = answer.response
+            try:
+                return parse(response)
+            except Exception as exc:
+                # Its message may quote the request (r.url, r.request.headers): scrub what the
+                # request carried, a client's own default headers and URL user included.
+                request = response.request
+                secrets = secret_values(request.headers, None, str(request.url))
+                detail = mask_text(redact(str(exc).strip() or type(exc).__name__, secrets))
+                raise AnswerError("parse error", f"{type(exc).__name__}: {detail[:200]}") from None
+
+        return call
     return _PARSERS[parse]
 
 

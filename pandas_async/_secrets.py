@@ -22,6 +22,7 @@ __all__ = [
     "MASK",
     "is_secret_name",
     "mask_headers",
+    "mask_text",
     "mask_url",
     "query_pairs",
     "redact",
@@ -138,6 +139,26 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+_QUERY_PAIR = re.compile(r"([?&;])([^=&\s'\"#]+)=([^&\s'\"#]*)")
+_HEADER_PAIR = re.compile(r"\(b'([^']+)', b'([^']*)'\)")
+_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s'\"]+@")
+
+
+def mask_text(text: str) -> str:
+    """Any text with secret-named query values, secret headers as ``(b'Name', b'value')`` (as
+    httpcore logs them) and URL user info replaced by ``***``: for texts whose secrets we were
+    not told, such as an HTTP library's own debug log."""
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    text = _QUERY_PAIR.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}={MASK}" if is_secret_name(m.group(2)) else m.group(0),
+        text,
+    )
+    return _HEADER_PAIR.sub(
+        lambda m: f"(b'{m.group(1)}', b'{MASK}')" if is_secret_name(m.group(1)) else m.group(0),
+        text,
+    )
+
+
 class RedactingFilter(logging.Filter):
     """Masks secret query values in the URLs httpx logs ("HTTP Request: GET https://...")."""
 
@@ -148,8 +169,29 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class TextRedactingFilter(logging.Filter):
+    """Masks secrets in httpcore's debug trace, which logs response headers (``Location`` with
+    the query a server echoed back, ``Set-Cookie``) as they came."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+# httpcore logs to these (a filter on a parent logger does not see a child's records).
+_HTTPCORE_LOGGERS = ("httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+                     "httpcore.proxy")  # fmt: skip
+
+
 def install_log_redaction() -> None:
-    """Once per process: keep secrets out of httpx's own request log lines."""
+    """Once per process: keep secrets out of httpx's and httpcore's own log lines."""
     logger = logging.getLogger("httpx")
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
+    for name in _HTTPCORE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TextRedactingFilter) for f in logger.filters):
+            logger.addFilter(TextRedactingFilter())

@@ -7,6 +7,7 @@ Each ``EchoServer`` is an aiohttp app on 127.0.0.1 in a daemon thread. Endpoints
 ``/loop``                   redirects to itself, keeping its query string, forever
 ``/deep?n=1000``            an object nested ``n`` levels deep: ``{"a": {"a": ... 1}}``
 ``/bigint``                 ``{"id": 123456789012345678901234567890, "small": 7}``
+``/fail?status=500``        answers that status with a JSON body naming nothing secret
 ``/items?owner=x``          ``{"items": [{"n": 1}, {"n": 2}], "owner": x}`` (no ``owner`` when
                             the query has none)
 
@@ -110,7 +111,11 @@ class EchoServer:
                 answer["owner"] = request.query["owner"]
             return web.json_response(answer)
 
+        async def fail(request: web.Request) -> web.Response:
+            return web.json_response({"detail": "no"}, status=int(request.query["status"]))
+
         app = web.Application(middlewares=[record])
+        app.router.add_route("*", "/fail", fail)
         app.router.add_route("*", "/echo", echo)
         app.router.add_route("*", "/to", to)
         app.router.add_route("*", "/loop", loop)

@@ -334,3 +334,108 @@ def test_params_as_pairs_or_a_query_string_never_sink_the_call(a: EchoServer) ->
     assert leaks(out.to_csv(), [TOKEN]) == []
     seen = sorted(r.query_string for r in a.seen("/echo"))
     assert len(seen) == 3 and all("api_key=" in q for q in seen)
+
+
+# -- the sweep: every output, every secret, every form ----------------------------------------
+
+SWEEP = {
+    "header": "hdr-S3cr3t/+=?&x",
+    "bearer": "brr-T0ken/+=?&y",
+    "param": "prm-K3y/+=?&z w",
+    "user": "usr-N4me/+=",
+    "password": "pwd-P4ss/+=?",
+    "client_header": "cli-H3ad/+=",
+}
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _naming_parse(r: httpx.Response) -> Any:
+    """A parse= callable whose error quotes the URL and the request's headers."""
+    if r.url.path == "/echo":
+        raise ValueError(f"cannot read {r.url} from {r.request.url} with {r.request.headers}")
+    return r.json()
+
+
+def test_no_secret_in_any_output_in_any_form(
+    a: EchoServer,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Secrets in a header, a bearer token, a query param, the URL's user name and password and
+    a client's default header; rows that fail every way a row can (redirect loop, HTTP error,
+    refused connection, unreadable and too-deep answers, a parse= callable quoting the request);
+    then grep every text pandas_async produced for each secret, raw, percent-encoded and base64.
+    """
+    userinfo = f"{quote(SWEEP['user'], safe='')}:{quote(SWEEP['password'], safe='')}"
+    closed = _closed_port()
+
+    with_user = {"r0", "r1", "r3", "r5"}  # the others send a bearer token instead
+
+    def url(row: pd.Series) -> str:
+        port = closed if row["path"] == "closed" else a.port
+        user = f"{userinfo}@" if row.name in with_user else ""
+        return f"http://{user}127.0.0.1:{port}/{row['path']}"
+
+    def headers(row: pd.Series) -> dict[str, str]:
+        sent = {"X-Api-Key": SWEEP["header"]}
+        if row.name not in with_user:  # aiohttp refuses both at once
+            sent["Authorization"] = f"Bearer {SWEEP['bearer']}"
+        return sent
+
+    df = pd.DataFrame({"path": ["loop", "echo", "fail", "closed", "deep", "bigint", "echo"]})
+    df.index = [f"r{i}" for i in range(len(df))]
+    options: dict[str, Any] = {
+        "headers": headers,
+        "params": {"api_key": SWEEP["param"], "status": "500", "n": "1000"},
+        "parse": _naming_parse,
+        "retries": 0,
+        "progress": True,
+    }
+    texts: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        for sender in ("default", "client"):
+            if sender == "client":
+
+                async def main() -> pd.DataFrame:
+                    async with httpx.AsyncClient(
+                        follow_redirects=True, headers={"X-Auth-Token": SWEEP["client_header"]}
+                    ) as client:
+                        return await df.aapi.afetch(url, client=client, **options)
+
+                run = lambda: asyncio.run(main())  # noqa: E731
+            else:
+                run = lambda: df.aapi.fetch(url, **options)  # noqa: E731
+            with pytest.raises(pandas_async.FetchError) as info:
+                run()
+            error = info.value
+            frame = error.frame
+            assert frame["_error"].notna().sum() >= 5, frame["_error"].tolist()
+            report = pandas_async.last_report()
+            texts += [
+                str(error),
+                repr(error),
+                str(error.counts),
+                frame.to_csv(),
+                frame.to_string(),
+                frame.to_html(),
+                repr(frame.to_dict()),
+                str(report),
+                repr(report),
+                report._repr_html_() if report is not None else "",
+            ]
+        preview = df.aapi.preview(url, n=7, **{k: v for k, v in options.items() if k != "parse"})
+        texts += [preview.to_string(), repr(preview.to_dict()), preview.to_html()]
+    captured = capsys.readouterr()
+    texts += [caplog.text, captured.out, captured.err]
+    assert "pandas_async" in captured.err  # the progress bar did draw
+    text = "\n".join(texts)
+    found = leaks(text, list(SWEEP.values()))
+    where = [text[max(0, text.find(f) - 300) : text.find(f) + 50] for f in found]
+    assert found == [], where
