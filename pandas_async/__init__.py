@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata as _metadata
 
 from . import _accessor  # noqa: F401  (registers the .aapi accessors)
+from ._defaults import defaults, reset_defaults, set_defaults
 from ._errors import FetchError, PandasAsyncError
 from ._options import Retry
 from ._paginate import Cursor, LinkHeader, NextUrl, Offset, PageNumber, Paginator
@@ -35,5 +36,8 @@ __all__ = [
     "Report",
     "Retry",
     "__version__",
+    "defaults",
     "last_report",
+    "reset_defaults",
+    "set_defaults",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._cache import AnswerCache, resolve_cache_folder
+from ._defaults import apply_defaults
 from ._engine import EnginePolicy, OnRows, fetch_all
 from ._errors import FetchError
 from ._frames import make_parser
@@ -54,6 +55,7 @@ class _Job:
         cls, caller: str, frame: pd.DataFrame, url: Any, options: dict[str, Any],
         *, url_is_column: bool | None = None,
     ) -> _Job:  # fmt: skip
+        options = apply_defaults(options)  # the session's and the block's, under the call's
         opts = FetchOptions.build(caller, options)
         opts = replace(opts, schema=parse_schema(opts.schema))
         check_paginate(opts.paginate, opts.how)

@@ -44,6 +44,7 @@ from ._dask_parts import (
     unify,
     write_partition,
 )
+from ._defaults import apply_defaults
 from ._errors import FetchError
 from ._options import FetchKwargs, FetchOptions
 from ._report import Report, record_report
@@ -119,6 +120,7 @@ def _pandas_call(frame: pd.DataFrame | pd.Series, url: Any, options: Mapping[str
 
 
 def _fetch(obj: dd.DataFrame | dd.Series, url: Any, options: dict[str, Any]) -> dd.DataFrame:
+    options = apply_defaults(options)  # here, where the caller's thread and block are
     _refuse_client(options)
     checked = FetchOptions.build("fetch", options)
     # The pandas call on the empty meta: every option and column reference checked, no request.
@@ -153,6 +155,7 @@ def _fetch(obj: dd.DataFrame | dd.Series, url: Any, options: dict[str, Any]) -> 
 def _to_parquet(
     obj: dd.DataFrame, path: str, url: Any, parquet: dict[str, Any], options: dict[str, Any]
 ) -> Report:
+    options = apply_defaults(options)  # here, where the caller's thread and block are
     _refuse_client(options)
     checked = FetchOptions.build("to_parquet", options)
     started = time.perf_counter()

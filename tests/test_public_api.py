@@ -10,7 +10,16 @@ import pandas as pd
 
 import pandas_async
 
-REQUIRED = {"FetchError", "Report", "Retry", "__version__", "last_report"}
+REQUIRED = {
+    "FetchError",
+    "Report",
+    "Retry",
+    "__version__",
+    "defaults",
+    "last_report",
+    "reset_defaults",
+    "set_defaults",
+}
 
 
 def test_all_lists_exactly_the_public_names() -> None:
