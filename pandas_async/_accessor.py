@@ -28,7 +28,7 @@ from ._report import Report, record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
 from ._runner import claim_client, run_sync
 from ._schema import assemble_typed, parse_schema
-from ._secrets import MASK, is_secret_name, mask_headers, mask_url
+from ._secrets import MASK, is_secret_name, mask_headers, mask_text, mask_url
 from ._sink import BatchWriter, Dataset, key_hashes
 from ._tracing import call_timeline, capture_parent, url_template
 
@@ -149,17 +149,20 @@ class _Job:
         """The first ``n`` requests as a frame, secrets masked; nothing is sent."""
         specs = self.specs[:n]
         if self.options.paginate is not None:
-            specs = [self.options.paginate.first_request(s) for s in specs]
+            paginator = self.options.paginate
+            specs = [s if s.problem else paginator.first_request(s) for s in specs]
         columns: dict[str, list[Any]] = {
             "method": [s.method for s in specs],
             "url": [_unbrace(mask_url(s.url)) for s in specs],
-            "params": [_mask_value(s.params) for s in specs],
+            "params": [_mask_params(s.params) for s in specs],
             "headers": [mask_headers(s.headers) if s.headers else None for s in specs],
         }
         if self.options.json is not UNSET:
             columns["json"] = [_mask_value(s.json) for s in specs]
         if self.options.data is not None:
             columns["data"] = [_mask_value(s.data) for s in specs]
+        if any(s.problem is not None for s in specs):  # rows fetch would fail without sending
+            columns["error"] = [s.problem.error if s.problem else None for s in specs]
         return pd.DataFrame(columns, index=self.frame.index[: len(specs)])
 
 
@@ -181,6 +184,15 @@ def _describe_url(url: Any, frame: pd.DataFrame) -> str:
     if url in frame.columns:
         return f"column {url!r}"
     return _unbrace(mask_url(url))
+
+
+def _mask_params(params: Any) -> Any:
+    """Params as preview shows them: a query string (a params= callable may return one) too."""
+    if isinstance(params, bytes | bytearray):
+        params = bytes(params).decode("utf-8", "replace")
+    if isinstance(params, str):
+        return mask_text("?" + params)[1:]
+    return _mask_value(params)
 
 
 def _mask_value(value: Any) -> Any:

@@ -22,7 +22,7 @@ import pandas as pd
 from ._accessor import DataFrameAccessor, SeriesAccessor, write_parquet
 from ._dask_leases import LeasePlan, acquire_lease, current_task_cancelled
 from ._errors import FetchError, PandasAsyncError
-from ._frames import OUTCOME_COLUMNS
+from ._frames import outcome_names
 from ._report import Report
 from ._runner import run_sync
 
@@ -88,8 +88,9 @@ def fetch_partition(
             # holder of this lease never shares a rate window with this one.
             lease.release(after=plan.hand_over)
     except FetchError as exc:  # errors="raise": keep the good rows, and the failed ones apart
-        failed_mask = exc.frame["_error"].notna().to_numpy()
-        good = exc.frame.loc[~failed_mask].drop(columns=list(OUTCOME_COLUMNS))
+        names = outcome_names(list(part.columns))  # suffixed if the input has a _status...
+        failed_mask = exc.frame[names[1]].notna().to_numpy()
+        good = exc.frame.loc[~failed_mask].drop(columns=list(names))
         return PartResult(good, rows, Counter(exc.counts), exc.frame.loc[failed_mask])
 
 

@@ -70,7 +70,7 @@ class RequestSpec:
         authority = self.url.partition("://")[2]
         for end in "/?#":
             authority = authority.partition(end)[0]
-        return authority
+        return authority.rpartition("@")[2]  # never the user info: it names hosts in reports
 
 
 def freeze(value: Any) -> Hashable:

@@ -8,6 +8,7 @@ Each ``EchoServer`` is an aiohttp app on 127.0.0.1 in a daemon thread. Endpoints
 ``/deep?n=1000``            an object nested ``n`` levels deep: ``{"a": {"a": ... 1}}``
 ``/bigint``                 ``{"id": 123456789012345678901234567890, "small": 7}``
 ``/fail?status=500``        answers that status with a JSON body naming nothing secret
+                            (and ``Retry-After: retry_after`` when given)
 ``/items?owner=x``          ``{"items": [{"n": 1}, {"n": 2}], "owner": x}`` (no ``owner`` when
                             the query has none)
 
@@ -112,7 +113,11 @@ class EchoServer:
             return web.json_response(answer)
 
         async def fail(request: web.Request) -> web.Response:
-            return web.json_response({"detail": "no"}, status=int(request.query["status"]))
+            headers = {}
+            if "retry_after" in request.query:
+                headers["Retry-After"] = request.query["retry_after"]
+            status = int(request.query["status"])
+            return web.json_response({"detail": "no"}, status=status, headers=headers)
 
         app = web.Application(middlewares=[record])
         app.router.add_route("*", "/fail", fail)

@@ -439,3 +439,36 @@ def test_no_secret_in_any_output_in_any_form(
     found = leaks(text, list(SWEEP.values()))
     where = [text[max(0, text.find(f) - 300) : text.find(f) + 50] for f in found]
     assert found == [], where
+
+
+def test_a_cool_down_report_names_the_host_not_the_user_in_the_url(a: EchoServer) -> None:
+    """The report lists hosts that kept rows waiting; a URL's user name is no part of a host."""
+    url = a.url.replace("http://", f"http://{quote(KEY_IN_URL, safe='')}:@") + "/fail"
+    df = pd.DataFrame({"id": [1, 2]})
+    df.aapi.fetch(
+        url,
+        params={"status": "429", "retry_after": "0.2", "id": "{id}"},
+        retries=pandas_async.Retry(attempts=1, backoff=0.01),
+        errors="collect",
+    )
+    report = pandas_async.last_report()
+    assert report is not None
+    assert report.cooldown_by_host, "the 429 + Retry-After started a cool-down"
+    assert list(report.cooldown_by_host) == [f"127.0.0.1:{a.port}"]
+    text = str(report) + repr(report) + report._repr_html_()
+    assert leaks(text, [KEY_IN_URL]) == []
+
+
+def test_preview_masks_a_query_string_and_shows_rows_that_would_fail(a: EchoServer) -> None:
+    def params(row: pd.Series) -> Any:
+        if row["id"] == 2:
+            raise LookupError("no key for this row")
+        return "api_key=" + quote(TOKEN, safe="") + f"&id={row['id']}"
+
+    df = pd.DataFrame({"id": [1, 2]})
+    shown = df.aapi.preview(a.url + "/echo", params=params)
+    assert shown["params"].iloc[0] == "api_key=***&id=1"
+    assert pd.isna(shown["error"].iloc[0])
+    assert shown["error"].iloc[1] == "params= callable raised LookupError: no key for this row"
+    assert leaks(shown.to_string() + repr(shown.to_dict()), [TOKEN]) == []
+    assert a.requests == []
