@@ -337,7 +337,7 @@ class Limiter:
                 )
             else:  # found out: start from half of what went through in the last second
                 recent = sum(1 for t in host.oks if t > now - 1.0)
-                host.pace = LearnedPace(max(1.0, recent / 2), now)
+                host.pace = LearnedPace(max(1.0, recent / 2), now, cut=0.7)
             host.pace_gcra = Gcra(host.pace.interval)
             # Whatever the server let through arrived before this refusal came back: pace on
             # from now (our latest send may have reached it later than we sent it).

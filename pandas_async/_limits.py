@@ -32,7 +32,7 @@ WINDOW_MARGIN = 0.02
 # Added to each evenly paced interval (as a fraction of it, within [1 ms, 20 ms]): a
 # leaky-bucket server with no burst (nginx limit_req) refuses a request 1 ms early, and
 # arrivals jitter by a few milliseconds on a busy machine.
-PACE_MARGIN = 0.05
+PACE_MARGIN = 0.03
 
 
 def pace_interval(rate: float) -> float:
@@ -116,15 +116,18 @@ class LearnedPace:
     """The start rate a host sustains, learned from its throttles: cut on one, grow otherwise.
 
     ``rate`` starts at ``start``. A throttle of a request sent after the last cut multiplies it
-    by ``cut`` (requests sent before that cut belong to the same burst and teach nothing new).
-    Each fine answer grows it: by 1/s per answer until the first cut (slow start, doubling in
-    well under a second), then by ``1/rate`` per answer (about 1/s per second). ``ceiling``
+    by ``cut`` (requests sent before that cut belong to the same burst and teach nothing new)
+    and remembers the rate refused (``peak``). Each fine answer grows it: by 1/s per answer
+    until the first cut (slow start, doubling in well under a second); after a cut, a tenth of
+    the way back to just below the peak per answer (as CUBIC returns quickly to where the
+    trouble began), then by ``1/rate`` per answer (about 1/s per second) to probe above it.
+    ``ceiling``
     (the call's ``rate=``) is never passed; with ``settle`` a cut lowers it too, for a host
     paced at the call's rate that still refuses now and then (its clock and ours disagree by a
     few milliseconds): the pace settles a little below the rate instead of refusing again.
     """
 
-    __slots__ = ("_cut_at", "ceiling", "cut", "floor", "rate", "settle", "slow_start")
+    __slots__ = ("_cut_at", "ceiling", "cut", "floor", "peak", "rate", "settle", "slow_start")
 
     def __init__(
         self,
@@ -143,6 +146,7 @@ class LearnedPace:
         self.floor = floor
         self.rate = self._bounded(start)
         self.slow_start = slow_start
+        self.peak = 0.0
         self._cut_at = now
 
     def _bounded(self, rate: float) -> float:
@@ -156,6 +160,7 @@ class LearnedPace:
     def on_throttle(self, sent_at: float, now: float) -> None:
         if sent_at < self._cut_at:
             return
+        self.peak = self.rate
         self.rate = self._bounded(self.rate * self.cut)
         if self.settle:
             self.ceiling = self.rate
@@ -163,7 +168,9 @@ class LearnedPace:
         self._cut_at = now
 
     def on_success(self) -> None:
-        step = 1.0 if self.slow_start else 1.0 / self.rate
+        step = 1.0  # slow start
+        if not self.slow_start:
+            step = max(1.0 / self.rate, (0.95 * self.peak - self.rate) / 10)
         self.rate = self._bounded(self.rate + step)
 
     def __repr__(self) -> str:

@@ -213,6 +213,19 @@ class LimiterServer:
             return web.json_response({"error": "slow down"}, status=status, headers=headers)
         return web.json_response({"i": request.match_info["i"]}, headers=headers)
 
+    async def _seen(self, request: web.Request) -> web.Response:
+        with self._lock:
+            seen = self.seen
+            return web.json_response(
+                {
+                    "arrivals": seen.arrivals,
+                    "accepted": seen.accepted,
+                    "refused": seen.refused,
+                    "banned": seen.banned,
+                    "early": seen.early,
+                }
+            )
+
     def start(self) -> None:
         started = threading.Event()
 
@@ -221,6 +234,7 @@ class LimiterServer:
             self._loop = loop
             app = web.Application()
             app.router.add_get("/item/{i}", self._handle)
+            app.router.add_get("/_seen", self._seen)
             runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -280,3 +294,40 @@ def serve(kind: str, limit: int, period: float = 1.0, **options: object) -> Iter
         yield server
     finally:
         server.stop()
+
+
+def main() -> None:
+    """``python -m tests.limiter_servers KIND LIMIT [options]``: serve in the foreground.
+
+    Prints ``READY <port>`` once listening; ``GET /_seen`` returns what it saw as JSON. For
+    benchmarks/bench_limits.py, which gives every server a process of its own.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("limit", type=int)
+    parser.add_argument("--period", type=float, default=1.0)
+    parser.add_argument("--burst", type=int, default=0)
+    parser.add_argument("--nodelay", action="store_true")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--retry-after", action="store_true")
+    parser.add_argument("--first-retry-after", type=float, default=None)
+    args = parser.parse_args()
+    server = LimiterServer(
+        args.kind, args.limit, args.period, burst=args.burst, nodelay=args.nodelay,
+        latency=args.latency, retry_after=args.retry_after,
+        first_retry_after=args.first_retry_after,
+    )  # fmt: skip
+    server.start()
+    print(f"READY {server.port}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -72,7 +72,7 @@ def test_gcra_spacing_and_burst() -> None:
 
 
 def test_pace_interval_keeps_a_small_margin() -> None:
-    assert 0.1 < pace_interval(10) <= 0.106
+    assert 0.1 < pace_interval(10) <= 0.104
     assert 1.0 < pace_interval(1) <= 1.02
     assert pace_interval(1000) <= 0.0011
 
@@ -85,9 +85,12 @@ def test_learned_pace_cuts_once_per_burst_and_grows_back() -> None:
     assert pace.rate == 4 and not pace.slow_start
     pace.on_throttle(sent_at=0.55, now=0.7)  # sent before that cut: no second cut
     assert pace.rate == 4
-    for _ in range(4):
+    for _ in range(10):
         pace.on_success()
-    assert 4.8 < pace.rate < 5.1  # about +1/s per second
+    assert 6.0 < pace.rate < 7.6  # quickly back towards just below the 8 refused
+    for _ in range(20):
+        pace.on_success()
+    assert pace.rate > 7.6  # then on up (about +1/s per second), to find the limit again
     capped = LearnedPace(10.0, now=0.0, ceiling=10.0, cut=0.97, slow_start=False, settle=True)
     capped.on_throttle(sent_at=1.0, now=1.1)
     for _ in range(50):
@@ -160,7 +163,7 @@ def test_burst_is_checked_before_any_request(
 
 # -- every kind of server, rate= alone --------------------------------------------------------
 
-N, RATE, LIMIT = 30, "10/s", 10
+N, RATE, LIMIT = 20, "10/s", 10
 IDEAL = N / LIMIT
 
 
@@ -244,7 +247,8 @@ def test_a_slow_answer_holds_up_only_its_own_row() -> None:
 
 def test_retry_after_resumes_with_one_probe_not_a_herd() -> None:
     # nginx limit_req 10r/s answering 429 + Retry-After: 1, no rate=: the pause ended with every
-    # waiting row sent at once, nine of ten refused again, about one row per second.
+    # waiting row sent at once, nine of ten refused again, about one row per second (39 of 100
+    # rows in 38 s). 30 rows against real nginx: tests/test_nginx.py.
     with serve("leaky", LIMIT, 1.0, latency=0.05, retry_after=True) as server:
         out, wall = fetch_rows(server, N)
         assert lost(out) == 0
@@ -307,8 +311,8 @@ def test_a_pause_beyond_max_wait_fails_rows_at_once_saying_what_the_server_asked
 
 
 def test_rows_waiting_for_a_cooling_host_are_not_tasks() -> None:
-    # 3,000 rows, the first answer a 429 + Retry-After: 1. Before, every waiting row became
-    # a task (3,000 of them); now they wait as entries in a queue.
+    # 1,500 rows, the first answer a 429 + Retry-After: 1. Before, every waiting row became
+    # a task (1,500 of them); now they wait as entries in a queue.
     import asyncio
 
     with serve("open", 1000, 1.0, first_retry_after=1.0) as server:
@@ -326,7 +330,7 @@ def test_rows_waiting_for_a_cooling_host_are_not_tasks() -> None:
 
             counter = asyncio.create_task(count_tasks())
             try:
-                return await pd.DataFrame({"i": range(3000)}).aapi.afetch(
+                return await pd.DataFrame({"i": range(1500)}).aapi.afetch(
                     server.url, concurrency=10, progress=False
                 )
             finally:
@@ -334,6 +338,55 @@ def test_rows_waiting_for_a_cooling_host_are_not_tasks() -> None:
                 await counter
 
         out = asyncio.run(job())
-        assert len(out) == 3000
+        assert len(out) == 1500
         assert server.seen.early == 0
         assert most <= 3 * 10 + 5, most
+
+
+MEMORY_JOB = """
+import json, resource, sys
+import pandas as pd
+import pandas_async
+out = pd.DataFrame({"i": range(int(sys.argv[2]))}).aapi.fetch(
+    sys.argv[1], concurrency=10, errors="collect", progress=False
+)
+print(json.dumps({
+    "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "failed": int(out["_error"].notna().sum()),
+}))
+"""
+
+
+def _peak_memory(rows: int, *server_args: str) -> dict[str, int]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.limiter_servers", "open", "1", *server_args],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split()[1]
+        job = subprocess.run(
+            [sys.executable, "-c", MEMORY_JOB, f"http://127.0.0.1:{port}/item/{{i}}", str(rows)],
+            capture_output=True, text=True, env=env, timeout=600, check=True,
+        )  # fmt: skip
+        result: dict[str, int] = json.loads(job.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.slow
+def test_memory_during_a_cool_down_of_100000_rows() -> None:
+    # Every waiting row was a task: 100,000 rows gave 520 MB peak with a pause, 237 MB without.
+    rows = 100_000
+    plain = _peak_memory(rows)
+    paused = _peak_memory(rows, "--first-retry-after", "2")
+    assert plain["failed"] == 0 and paused["failed"] == 0
+    assert paused["maxrss_kb"] <= 1.10 * plain["maxrss_kb"], (plain, paused)
