@@ -14,13 +14,13 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 import pandas as pd
 
 from ._outcome import Answer, Outcome
-from ._requests import RequestSpec, freeze
+from ._requests import RequestSpec, freeze, url_with_params
 from ._secrets import is_secret_name, redact, secret_values
 
 __all__ = [
@@ -44,8 +44,14 @@ class Page:
     number: int  # 1 for the first page fetched
     records: int  # records on this page
     records_so_far: int  # on every page fetched, this one included
-    response: httpx.Response
     value: Any  # the parsed answer
+    answer: Answer = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def response(self) -> httpx.Response:
+        """The page's ``httpx.Response``, built on first use: PageNumber, Offset and Cursor never
+        ask for it, and building one per page cost more CPU than the rest of the page's work."""
+        return self.answer.response
 
 
 class Paginator:
@@ -282,12 +288,22 @@ def _page_key(spec: RequestSpec) -> Hashable:
     in ``url`` or ``params``, as a next link carries the query the first request sent as params.
     """
     body = (freeze(spec.headers), freeze(spec.json), freeze(spec.data))
+    # Without httpx when the params are plain (nearly always): parsing a URL with httpx costs
+    # more than the rest of a page's work. A params key replaces the URL's own, as in httpx.
+    base, _, query = spec.url.partition("#")[0].partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    extra = url_with_params("", spec.params) if spec.params else "?"
+    if extra is not None:
+        if spec.params:
+            pairs = [pair for pair in pairs if pair[0] not in spec.params]
+            pairs += parse_qsl(extra[1:], keep_blank_values=True)
+        return (spec.method, base, tuple(sorted(pairs)), body)
     try:
         url = httpx.URL(spec.url)
         if spec.params:
             url = url.copy_merge_params(spec.params)
-        query = tuple(sorted(url.params.multi_items()))
-        return (spec.method, str(url.copy_with(query=None, fragment=None)), query, body)
+        merged = tuple(sorted(url.params.multi_items()))
+        return (spec.method, str(url.copy_with(query=None, fragment=None)), merged, body)
     except (TypeError, ValueError, httpx.InvalidURL):  # a value httpx cannot send: compare as is
         return (spec.method, spec.url, freeze(spec.params), body)
 
@@ -339,7 +355,7 @@ async def fetch_pages(
         if not records or (limit is not None and number >= limit):
             return done
         page = Page(number=number, records=len(records), records_so_far=so_far,
-                    response=answer.response, value=outcome.value)  # fmt: skip
+                    value=outcome.value, answer=answer)  # fmt: skip
         try:
             following = paginator.next_request(spec, page)
             if following is not None:

@@ -37,7 +37,7 @@ from ._redirects import (
     redirect_headers,
     redirect_method,
 )
-from ._requests import RequestSpec
+from ._requests import RequestSpec, url_with_params
 from ._secrets import is_secret_name
 from ._values import encode_json
 
@@ -187,7 +187,11 @@ class AiohttpSender(Sender):
 
     async def send(self, spec: RequestSpec) -> Answer:
         url = spec.url
-        if spec.params or not _CLEAN_URL.match(url):
+        clean = _CLEAN_URL.match(url) is not None
+        quick = url_with_params(url, spec.params) if clean and spec.params else None
+        if quick is not None:
+            url = quick
+        elif spec.params or not clean:
             # httpx encodes params and unsafe characters exactly as it would for a user's client.
             target = httpx.URL(url)
             url = str(target.copy_merge_params(spec.params) if spec.params else target)

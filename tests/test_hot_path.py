@@ -1,0 +1,82 @@
+"""The per-request and per-page path: no httpx parsing or models where none is asked for, and
+the shortcuts taken instead encode exactly as httpx would (issue 16)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+import pandas_async
+from pandas_async._requests import url_with_params
+from tests.server import TestServer
+
+PARAMS: list[dict[str, Any]] = [
+    {"page": 1},
+    {"q": "a b&c=d/é", "n": 2.5, "flag": True, "off": False, "none": None},
+    {"tag": ["x", "y z"], "k": ("1", 2)},
+    {"sym": "BTC-USD", "from": "2024-01-01T00:00:00+00:00", "plus": "+", "pct": "100%"},
+    {"emoji": "🙂", "quote": "\"'", "hash": "#frag?"},
+]
+
+
+@pytest.mark.parametrize("params", PARAMS)
+def test_plain_params_encode_exactly_as_httpx_does(params: dict[str, Any]) -> None:
+    url = "https://api.example.com/v1/items/a%2Fb"
+    assert url_with_params(url, params) == str(httpx.URL(url).copy_merge_params(params))
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("https://h/x?a=1", {"b": 2}),  # a query already there: httpx merges
+        ("https://h/x#f", {"b": 2}),
+        ("https://h/x", {"b": object()}),
+        ("https://h/x", {"b": []}),
+        ("https://h/x", [("b", 1)]),
+    ],
+)
+def test_anything_else_is_left_to_httpx(url: str, params: Any) -> None:
+    assert url_with_params(url, params) is None
+
+
+def test_page_number_pages_build_no_httpx_url_or_response(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    real_url, real_response = httpx.URL.__init__, httpx.Response.__init__
+
+    def url_init(self: httpx.URL, *args: Any, **kwargs: Any) -> None:
+        built.append("URL")
+        real_url(self, *args, **kwargs)
+
+    def response_init(self: httpx.Response, *args: Any, **kwargs: Any) -> None:
+        built.append("Response")
+        real_response(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.URL, "__init__", url_init)
+    monkeypatch.setattr(httpx.Response, "__init__", response_init)
+    df = pd.DataFrame({"key": ["a", "b", "c"]})
+    out = df.aapi.fetch(
+        server.url + "/pages/{key}",
+        params={"n": 7},
+        paginate=pandas_async.PageNumber("page", size_param="size", size=2),
+    )
+    assert len(out) == 21
+    assert len(server.requests) == 12  # 4 pages a row
+    assert built == []
+
+
+def test_a_custom_paginator_still_gets_the_response(server: TestServer) -> None:
+    seen: list[int] = []
+
+    class Headers(pandas_async.Paginator):
+        def next_request(self, spec: Any, page: Any) -> Any:
+            seen.append(page.response.status_code)
+            return None
+
+    df = pd.DataFrame({"key": ["a"]})
+    df.aapi.fetch(server.url + "/pages/{key}", paginate=Headers())
+    assert seen == [200]
