@@ -3,6 +3,7 @@ across a real cluster of worker processes, observed at the real test server."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +152,17 @@ def test_threaded_scheduler_holds_concurrency_in_process(server: TestServer) -> 
     assert 2 <= server.max_in_flight <= 4
 
 
+def test_threaded_scheduler_holds_the_rate_in_process(server: TestServer) -> None:
+    ddf = dd.from_pandas(pd.DataFrame({"id": range(60)}), npartitions=3)
+    with pandas_async_dask_threads(3):
+        ddf.aapi.fetch(
+            server.url + "/ratelimited", params={"limit": "20", "id": "{id}"}, rate="20/s"
+        ).compute()
+    assert server.count("/ratelimited") == 60
+    assert server.ratelimit_violations == 0
+    assert max_in_any_window(server.arrivals("/ratelimited"), 1.0) <= 20
+
+
 def pandas_async_dask_threads(n: int) -> Any:
     import dask
 
@@ -169,6 +181,22 @@ def test_lease_plan_splits_budgets_so_the_sum_holds() -> None:
     plan = LeasePlan.split(concurrency=10, rate=Rate(1, 1.0), burst=None, partitions=8, threads=8)
     assert plan.leases == 1 and plan.rate == Rate(1, 1.0)
     assert plan.hand_over == 1.0
+    plan = LeasePlan.split(concurrency=8, rate=Rate(20, 1.0), burst=4, partitions=8, threads=8)
+    assert plan.leases == 4 and plan.burst == 1 and plan.rate == Rate(5, 1.0)
+    plan = LeasePlan.split(concurrency=8, rate=Rate(20, 1.0), burst=1, partitions=8, threads=8)
+    assert plan.leases == 1 and plan.burst == 1  # evenly spaced starts: one lease only
+
+
+def test_burst_one_spaces_starts_across_partitions(server: TestServer) -> None:
+    ddf = dd.from_pandas(pd.DataFrame({"id": range(12)}), npartitions=2)
+    with pandas_async_dask_threads(4):
+        ddf.aapi.fetch(
+            server.url + "/record", params={"id": "{id}"}, rate="20/s", burst=1, concurrency=4
+        ).compute()
+    arrivals = server.arrivals("/record")
+    assert len(arrivals) == 12
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.05 - CLOCK_TOLERANCE / 2  # one start every 50 ms, never two at once
 
 
 # -- a real cluster of worker processes -----------------------------------------------------------
