@@ -15,6 +15,24 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+# A cluster of worker processes and 100,000 requests: minutes, so slow (CI runs it), with
+# room for its longest cell.
+LONG = {"04_dask": 600}
+
+
+def _run_params() -> list[object]:
+    return [
+        pytest.param(
+            path,
+            id=path.stem,
+            marks=[pytest.mark.slow, pytest.mark.timeout(4 * LONG[path.stem])]
+            if path.stem in LONG
+            else [],
+        )
+        for path in PATHS
+    ]
+
+
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
@@ -31,11 +49,14 @@ def test_there_are_at_least_three_notebooks() -> None:
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+@pytest.mark.parametrize("path", _run_params())
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb,
+        timeout=LONG.get(path.stem, 90),
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()  # raises CellExecutionError on the first failing cell
     errors = [o for o in _outputs(nb) if o.get("output_type") == "error"]
