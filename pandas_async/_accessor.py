@@ -80,6 +80,7 @@ class _Job:
             timeout=o.timeout,
             retry=o.retry,
             dedupe=o.dedupe,
+            max_bytes=o.max_bytes,
             paginate=o.paginate,
             record_path=o.record_path,
         )

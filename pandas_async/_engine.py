@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from ._limiter import Limiter
-from ._options import Rate, Retry
+from ._options import DEFAULT_MAX_BYTES, Rate, Retry
 from ._outcome import AnswerError, Outcome
 from ._paginate import Paginator, fetch_pages
 from ._quota import parse_retry_after
@@ -57,6 +57,7 @@ class EnginePolicy:
     retry: Retry
     dedupe: bool
     burst: int | None = None  # GCRA tolerance on top of rate's window; None: the window only
+    max_bytes: int | None = DEFAULT_MAX_BYTES  # per answer, after decompression
     paginate: Paginator | None = None
     record_path: str | list[str] | None = None  # where a page's records are, to see it is empty
 
@@ -263,7 +264,8 @@ class Engine:
         except _HostPaused as exc:
             return self._failed(spec, state, exc.cause, state.status), None
         except Exception as exc:
-            return self._failed(spec, state, describe_exception(exc), None, exc), None
+            status = getattr(exc, "status", None)  # an answer too large still had a status
+            return self._failed(spec, state, describe_exception(exc), status, exc), None
 
         elapsed = time.monotonic() - (state.started or time.monotonic())
         status = answer.status_code
@@ -509,9 +511,11 @@ async def fetch_all(
         return []
     sender: Sender
     if client is not None:
-        sender = HttpxSender(client, policy.timeout)
+        sender = HttpxSender(client, policy.timeout, policy.max_bytes)
     else:
-        sender = AiohttpSender(concurrency=policy.concurrency, timeout=policy.timeout)
+        sender = AiohttpSender(
+            concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
+        )
     try:
         engine = Engine(
             sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows, store=store

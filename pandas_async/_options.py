@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # for annotations only: the paginate layer sits above this on
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_RETRY_STATUSES",
     "DEFAULT_TIMEOUT",
     "FetchKwargs",
@@ -35,6 +36,8 @@ __all__ = [
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_TIMEOUT = 10.0
+# Bytes of one answer after decompression; a larger one fails its row without being held.
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504})
 PARSE_NAMES = ("json", "text", "bytes", "csv")
 HOW_NAMES = ("auto", "columns", "rows")
@@ -182,6 +185,7 @@ class FetchKwargs(TypedDict, total=False):
     timeout: float | httpx.Timeout | None
     retries: int | Retry
     dedupe: bool
+    max_bytes: int | None
     parse: Literal["json", "text", "bytes", "csv"] | Callable[[httpx.Response], Any]
     how: Literal["auto", "columns", "rows"]
     record_path: str | list[str] | None
@@ -214,6 +218,7 @@ class FetchOptions:
     timeout: float | httpx.Timeout | None = None  # None: the client's own timeout
     retry: Retry = field(default_factory=Retry)
     dedupe: bool = True
+    max_bytes: int | None = DEFAULT_MAX_BYTES
     parse: str | Callable[[httpx.Response], Any] = "json"
     how: str = "auto"
     record_path: str | list[str] | None = None
@@ -303,6 +308,9 @@ class FetchOptions:
         if cache == "":
             raise ValueError("cache= got an empty folder path; pass True for the user's cache")
         cache_ttl = _cache_ttl(o.pop("cache_ttl", None))
+        max_bytes = o.pop("max_bytes", DEFAULT_MAX_BYTES)
+        if max_bytes is not None:
+            _check_int("max_bytes=", max_bytes, minimum=1, extra=" of bytes or None")
         return cls(
             method=method.upper(),
             client=client,
@@ -320,6 +328,7 @@ class FetchOptions:
             record_path=record_path,
             progress=progress,
             dedupe=dedupe,
+            max_bytes=max_bytes,
             paginate=paginate,
             cache=cache,
             cache_ttl=cache_ttl,

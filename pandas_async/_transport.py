@@ -16,10 +16,14 @@ something asks for one. aiohttp errors are mapped to their httpx counterparts on
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import functools
 import re
 import ssl
 import urllib.request
+import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -27,7 +31,7 @@ import httpx
 import yarl
 from aiohttp.helpers import get_env_proxy_for_url
 
-from ._options import UNSET
+from ._options import DEFAULT_MAX_BYTES, UNSET
 from ._outcome import Answer
 from ._redirects import (
     MAX_REDIRECTS,
@@ -41,7 +45,15 @@ from ._requests import RequestSpec, url_with_params
 from ._secrets import is_secret_name
 from ._values import encode_json
 
-__all__ = ["AiohttpSender", "Answer", "HttpxSender", "Sender", "describe_exception", "is_transient"]
+__all__ = [
+    "AiohttpSender",
+    "Answer",
+    "HttpxSender",
+    "Sender",
+    "Unrecoverable",
+    "describe_exception",
+    "is_transient",
+]
 
 USER_AGENT = "pandas-async"
 
@@ -79,6 +91,129 @@ def _redirect_target(current: yarl.URL, location: str, url: str) -> yarl.URL:
     return target
 
 
+class Unrecoverable(Exception):
+    """A failure another attempt cannot heal, told in words; never retried.
+
+    ``cause`` is what failures are counted by (``"answer too large"``), ``str()`` the detail a
+    user acts on, ``status`` the HTTP status when an answer had begun.
+    """
+
+    def __init__(self, cause: str, detail: str = "", status: int | None = None) -> None:
+        self.cause = cause
+        self.status = status
+        super().__init__(detail)
+
+
+def too_large(limit: int, status: int | None) -> Unrecoverable:
+    return Unrecoverable(
+        "answer too large",
+        f"more than {limit:,} bytes after decompression (max_bytes={limit}); stopped reading. "
+        "Raise max_bytes= or pass max_bytes=None to lift the limit",
+        status,
+    )
+
+
+def undecodable(encoding: str, status: int | None) -> Unrecoverable:
+    hint = {
+        "br": "install the brotli package to read it",
+        "zstd": "install the zstandard package to read it",
+    }.get(encoding, "the body is not in the encoding its header declares")
+    return Unrecoverable(
+        f"undecodable body (content-encoding: {encoding})",
+        f"the answer says Content-Encoding: {encoding}, which could not be decoded; {hint}",
+        status,
+    )
+
+
+_ENCODING_IN_MESSAGE = re.compile(r"content-encoding: (?:[\w-]+ \()?([\w-]+)\)?", re.IGNORECASE)
+
+
+def explain(exc: BaseException) -> Unrecoverable | None:
+    """The cause buried in a transport failure's chain, when no retry can heal it: an untrusted
+    certificate, no file descriptors left, a body in an encoding that cannot be decoded."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            # aiohttp's ClientConnectorCertificateError is one too, with ssl's error inside
+            inner = getattr(current, "certificate_error", current)
+            detail = getattr(inner, "verify_message", None) or str(inner)
+            return Unrecoverable(
+                "certificate verify failed",
+                f"{detail}; the server's TLS certificate is not trusted. Fix the certificate, "
+                "or pass client=httpx.AsyncClient(verify=...) with the CA that signed it",
+            )
+        if isinstance(current, OSError) and current.errno == errno.EMFILE:
+            return Unrecoverable(
+                "Too many open files",
+                "the process ran out of file descriptors; lower concurrency= or raise the "
+                "limit (ulimit -n)",
+            )
+        message = str(current)
+        if "decode content-encoding" in message or isinstance(current, httpx.DecodingError):
+            found = _ENCODING_IN_MESSAGE.search(message)
+            return undecodable(found.group(1).lower() if found else "unknown", None)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+async def read_capped(chunks: AsyncIterator[bytes], limit: int, status: int) -> bytes:
+    """The whole body, or ``Unrecoverable`` as soon as it passes ``limit`` bytes: what was read
+    so far is dropped, never the whole answer held."""
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit, status)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _aiohttp_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The decoded body as it arrives (aiohttp inflates gzip in bounded steps)."""
+    while chunk := await response.content.readany():
+        yield chunk
+
+
+# Inflating one network read at once can make 64 MiB of a 64 KiB gzip read: inflate in steps.
+_INFLATE_STEP = 1 << 20
+
+
+async def _inflated(raw: AsyncIterator[bytes], encoding: str, status: int) -> AsyncIterator[bytes]:
+    """A gzip or deflate body, inflated at most ``_INFLATE_STEP`` bytes at a time (httpx's own
+    decoder inflates each network read whole)."""
+    inflater: Any = None
+    try:
+        async for data in raw:
+            if inflater is None:
+                if encoding == "deflate" and data[:1] and data[0] & 0x0F != 8:
+                    inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as servers send
+                else:
+                    gzip = encoding in ("gzip", "x-gzip")
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | (16 if gzip else 0))
+            while True:
+                out = inflater.decompress(data, _INFLATE_STEP)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+                if not data and len(out) < _INFLATE_STEP:
+                    break
+        if inflater is not None and (tail := inflater.flush()):
+            yield tail
+    except zlib.error:
+        raise undecodable(encoding, status) from None
+
+
+def _httpx_decoders() -> frozenset[str]:
+    try:
+        from httpx._decoders import SUPPORTED_DECODERS  # brotli/zstd only when installed
+    except ImportError:  # pragma: no cover - a future httpx
+        return frozenset({"identity", "gzip", "deflate"})
+    return frozenset(SUPPORTED_DECODERS)
+
+
 def _as_httpx_error(exc: BaseException, url: str) -> httpx.RequestError | None:
     """The httpx counterpart of an aiohttp failure (None: not a transport failure)."""
     for source, target in _ERROR_MAP:
@@ -98,11 +233,23 @@ class Sender:
 
 
 class HttpxSender(Sender):
-    """Through the user's own ``httpx.AsyncClient``, which we neither configure nor close."""
+    """Through the user's own ``httpx.AsyncClient``, which we neither configure nor close.
 
-    def __init__(self, client: httpx.AsyncClient, timeout: float | httpx.Timeout | None) -> None:
+    A number ``timeout=`` bounds the whole attempt (httpx's own timeouts bound each read, so a
+    trickling body could go on for ever); the body is read in pieces and cut at ``max_bytes``.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        timeout: float | httpx.Timeout | None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.client = client
         self._timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
+        self._whole = None if timeout is None or isinstance(timeout, httpx.Timeout) else timeout
+        self._max_bytes = max_bytes
+        self._decoders = _httpx_decoders()
 
     async def send(self, spec: RequestSpec) -> Answer:
         headers = spec.headers
@@ -120,14 +267,32 @@ class HttpxSender(Sender):
             data=spec.data,
             timeout=self._timeout,
         )
+        try:
+            if self._whole is None:
+                return await self._exchange(request)
+            try:
+                async with asyncio.timeout(self._whole):
+                    return await self._exchange(request)
+            except TimeoutError:
+                raise httpx.ReadTimeout(
+                    f"no complete answer within timeout={self._whole:g} s", request=request
+                ) from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            explained = explain(exc)
+            if explained is None:
+                raise
+            raise explained from exc
+
+    async def _exchange(self, request: httpx.Request) -> Answer:
         client = self.client
         if not client.follow_redirects:
-            return Answer.from_httpx(await client.send(request))
+            return await self._read(await client.send(request, stream=True))
         # The client follows redirects: do it here, hop by hop as httpx would, but drop every
         # secret header (not only Authorization) and cookie on the way to another origin.
-        response = await client.send(request, follow_redirects=False)
+        response = await client.send(request, follow_redirects=False, stream=True)
         hops = 0
         while response.next_request is not None:
+            await response.aclose()  # a redirect's own body is not wanted
             if hops >= client.max_redirects:
                 raise httpx.TooManyRedirects(
                     f"more than {client.max_redirects} redirects", request=response.request
@@ -142,7 +307,30 @@ class HttpxSender(Sender):
                 for name in [k for k in following.headers if is_secret_name(k)]:
                     del following.headers[name]
             # auth=None: the client's auth was for the first request, as in httpx's own loop.
-            response = await client.send(following, follow_redirects=False, auth=None)
+            response = await client.send(following, follow_redirects=False, auth=None, stream=True)
+        return await self._read(response)
+
+    async def _read(self, response: httpx.Response) -> Answer:
+        """Read a streamed answer whole, at most ``max_bytes`` of it (after decoding)."""
+        try:
+            if self._max_bytes is None:
+                await response.aread()
+            else:
+                # What httpx's own aread() does, with a ceiling: parse= callables read
+                # response.content as usual.
+                encoding = response.headers.get("content-encoding", "").strip().lower()
+                body = (
+                    _inflated(response.aiter_raw(), encoding, response.status_code)
+                    if encoding in ("gzip", "x-gzip", "deflate")
+                    else response.aiter_bytes()
+                )
+                response._content = await read_capped(body, self._max_bytes, response.status_code)
+        finally:
+            await response.aclose()
+        encodings = response.headers.get("content-encoding", "")
+        for encoding in (e.strip().lower() for e in encodings.split(",")):
+            if encoding and encoding not in self._decoders:  # httpx passed it through as is
+                raise undecodable(encoding, response.status_code)
         return Answer.from_httpx(response)
 
 
@@ -154,7 +342,14 @@ class AiohttpSender(Sender):
     one it belongs to.
     """
 
-    def __init__(self, *, concurrency: int, timeout: float | httpx.Timeout | None) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        timeout: float | httpx.Timeout | None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._max_bytes = max_bytes
         if isinstance(timeout, httpx.Timeout):  # per phase, as httpx means it
             self._timeout = aiohttp.ClientTimeout(
                 total=None, connect=timeout.pool, sock_connect=timeout.connect,
@@ -167,6 +362,9 @@ class AiohttpSender(Sender):
             connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0),
             headers={"User-Agent": USER_AGENT},
             timeout=self._timeout,
+            # Cookies are kept for the call on IP hosts too (127.0.0.1, an intranet address),
+            # as on named ones; aiohttp's default jar drops them.
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
             # aiohttp's trust_env looks up proxies and .netrc in a thread on every request;
             # the environment's proxies are looked up here instead, once per scheme and host.
             trust_env=False,
@@ -225,7 +423,7 @@ class AiohttpSender(Sender):
                         else None
                     )
                     if location is None:
-                        content = await response.read()
+                        content = await self._read(response)
                         return Answer(
                             response.status,
                             response.reason or "",
@@ -236,6 +434,9 @@ class AiohttpSender(Sender):
                         )
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
+                explained = explain(exc)
+                if explained is not None:
+                    raise explained from exc
                 mapped = _as_httpx_error(exc, url)
                 if mapped is None:  # pragma: no cover - ClientError is the last entry of the map
                     raise
@@ -255,6 +456,20 @@ class AiohttpSender(Sender):
         raise httpx.TooManyRedirects(
             f"more than {MAX_REDIRECTS} redirects", request=httpx.Request(spec.method, url)
         )
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_bytes
+        if limit is None:
+            return await response.read()
+        length = response.content_length
+        if length is not None and length > limit and "Content-Encoding" not in response.headers:
+            response.close()  # known too large before a byte is read
+            raise too_large(limit, response.status)
+        try:
+            return await read_capped(_aiohttp_chunks(response), limit, response.status)
+        except Unrecoverable:
+            response.close()  # the rest of the body is not wanted: drop the connection
+            raise
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -276,5 +491,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """A short, stable name for a failure: ``ReadTimeout``, ``ConnectError``..."""
+    """A short, stable name for a failure: ``ReadTimeout``, ``ConnectError``, or the cause of
+    an ``Unrecoverable`` in words (``answer too large``)."""
+    if isinstance(exc, Unrecoverable):
+        return exc.cause
     return type(exc).__name__

@@ -35,7 +35,9 @@ def test_an_untrusted_certificate_fails_the_row_by_default(tls_server: TestServe
     tls_server.reset()
     df = pd.DataFrame({"id": [1, 2]})
     out = df.aapi.fetch(tls_server.url + "/users/{id}", errors="collect", retries=0)
-    assert out["_error"].tolist() == ["ConnectError", "ConnectError"]
+    # Said in words (not a bare ConnectError, like a refused port), and not retried.
+    assert out["_error"].str.startswith("certificate verify failed").all(), out["_error"][0]
+    assert out["_attempts"].tolist() == [1, 1]
     assert out["_status"].isna().all()
     assert tls_server.requests == []  # the handshake failed: no request reached the API
 
