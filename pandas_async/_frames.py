@@ -7,6 +7,7 @@ list, or a failure) keeps one row with empty response columns, so nothing is sil
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import json
@@ -22,7 +23,7 @@ import orjson
 import pandas as pd
 
 from ._outcome import Answer, AnswerError, Outcome
-from ._secrets import mask_text, redact, secret_values
+from ._secrets import mask_text, mask_url, redact, secret_values
 
 __all__ = [
     "OUTCOME_COLUMNS",
@@ -42,13 +43,32 @@ _LONG_NUMBER = re.compile(rb"\d{19}")  # 19+ digits: may not fit in 64 bits
 TOO_DEEP = "answer nested too deeply"
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _check_not_redirect(answer: Answer) -> None:
+    """A 3xx with a Location is a redirect a user's client did not follow: say so, rather than
+    fail on its (empty or HTML) body as invalid JSON."""
+    status = answer.status_code
+    if 300 <= status < 400 and "location" in answer.headers:
+        raise AnswerError(
+            f"redirect not followed (HTTP {status})",
+            f"the answer points to {mask_url(str(answer.headers['location']))}; pass "
+            "follow_redirects=True to your httpx.AsyncClient (or read it with a parse= callable)",
+        )
+
+
 def _parse_json(answer: Answer) -> Any:
     content = answer.content
     if not content.strip():
+        _check_not_redirect(answer)
         return None  # 204 No Content, HEAD: nothing to add
+    if content.startswith(_BOM):  # a UTF-8 byte-order mark, which JSON text may not carry
+        content = content[len(_BOM) :]
     try:
         value = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
+        _check_not_redirect(answer)
         raise AnswerError("invalid JSON", str(exc)) from None
     if _LONG_NUMBER.search(content):
         # orjson reads integers beyond 64 bits as floats, losing digits (ids, snowflakes); the
@@ -59,16 +79,33 @@ def _parse_json(answer: Answer) -> Any:
 
 
 def _parse_text(answer: Answer) -> Any:
+    _check_not_redirect(answer)
     return answer.response.text  # decoded with the charset the server declared
 
 
 def _parse_bytes(answer: Answer) -> Any:
+    _check_not_redirect(answer)
     return answer.content
 
 
+def _charset(answer: Answer) -> str | None:
+    """The ``charset=`` of the Content-Type header, if any."""
+    for part in str(answer.headers.get("content-type", "")).split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
 def _parse_csv(answer: Answer) -> Any:
+    _check_not_redirect(answer)
+    charset = _charset(answer) or "utf-8"  # the declared charset, as parse="text" honours it
     try:
-        return pd.read_csv(io.BytesIO(answer.content))
+        codecs.lookup(charset)
+    except LookupError:
+        raise AnswerError("invalid CSV", f"unknown charset {charset!r} in Content-Type") from None
+    try:
+        return pd.read_csv(io.BytesIO(answer.content), encoding=charset)
     except pd.errors.EmptyDataError:
         return []
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

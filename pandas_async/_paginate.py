@@ -318,6 +318,11 @@ async def fetch_pages(
     (a list of records, or a list of page objects when ``record_path`` points into them); when a
     page fails, the outcome is that failure, still carrying the records of the pages before it.
     A paginator that raises fails its row (cause ``"paginator error"``), like a failed page.
+
+    Two guards against an API that never says "last page": a request for a page already fetched,
+    and a page whose records are the previous page's (an API that ignores ``?page=`` answers
+    the same page for ever). Either stops the row as ``"pagination loop"``, the records fetched
+    before kept (the repeated page not added again).
     """
     try:
         spec = _checked(paginator.first_request(spec), "first_request")
@@ -325,6 +330,7 @@ async def fetch_pages(
         return _paginator_failed(spec, exc, None, 0, None, 0.0, 0)
     seen = {_page_key(spec)}
     collected: list[Any] = []
+    previous: list[Any] | None = None  # the records of the page before
     attempts, elapsed, so_far, number = 0, 0.0, 0, 0
     limit = paginator.page_limit
     while True:
@@ -345,6 +351,14 @@ async def fetch_pages(
             return Outcome(
                 collected or None, outcome.status, error, cause, elapsed, attempts, number
             )
+        if records and records == previous:
+            cause = "pagination loop"
+            error = (
+                f"{cause}: page {number} has the same records as page {number - 1}; stopped "
+                "(does the API ignore the paginator's parameter?)"
+            )
+            return Outcome(collected, outcome.status, error, cause, elapsed, attempts, number)
+        previous = records
         so_far += len(records)
         if records:
             if record_path is None:

@@ -1,9 +1,16 @@
-"""A tqdm.auto progress bar (a widget in Jupyter, text in a terminal) for one fetch."""
+"""A tqdm progress bar (a widget in Jupyter, text in a terminal) for one fetch.
+
+The bar is chosen as ``tqdm.auto`` would, minus its warning: a widget inside a Jupyter kernel
+when ipywidgets is installed, else a text bar, quietly (``tqdm.auto`` prints "IProgress not
+found. Please update jupyter and ipywidgets" on every kernel without the ``[notebook]`` extra).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import sys
 import time
 from typing import Any
 
@@ -15,6 +22,31 @@ __all__ = ["Progress"]
 AUTO_DELAY = 2.0
 # The postfix (failed, retries, requests/s) is redrawn at most this often.
 POSTFIX_EVERY = 0.5
+
+
+def _in_jupyter_kernel() -> bool:
+    ipython = sys.modules.get("IPython")  # never imported here: a script has none
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # an IPython we do not know: behave as in a terminal
+        return False
+
+
+def _bar_class() -> Any:
+    if _in_jupyter_kernel():
+        try:
+            importlib.import_module("ipywidgets")  # the widget bar needs it
+            from tqdm.notebook import tqdm as notebook_tqdm
+        except ImportError:
+            pass  # no [notebook] extra: a text bar, without tqdm.auto's warning
+        else:
+            return notebook_tqdm
+    from tqdm.std import tqdm as text_tqdm
+
+    return text_tqdm
 
 
 class Progress:
@@ -53,8 +85,7 @@ class Progress:
             bar.set_postfix_str(self.postfix)
 
     def _open(self) -> Any:
-        from tqdm.auto import tqdm
-
+        tqdm = _bar_class()
         self._bar = bar = tqdm(
             total=self._total,
             initial=self._done,

@@ -134,9 +134,9 @@ class Template:
             self.parts.append((literal, field, spec or "", conversion))
         self.fields = [f for _, f, _, _ in self.parts if f is not None]
         for f in self.fields:
-            if f == "" or f.isdigit():
+            if f == "":  # "{0}" names column 0 (a frame read with header=None); "{}" names none
                 raise ValueError(
-                    f"template {source!r} has a positional field {{{f}}}; name a column instead, "
+                    f"template {source!r} has an empty field {{}}; name a column instead, "
                     "like '{user_id}'"
                 )
 
@@ -151,7 +151,7 @@ class Template:
             out.append(literal)
             if field is None:
                 continue
-            value = row[field]
+            value = _whole(row[field])
             if conversion == "r":
                 value = repr(value)
             elif conversion == "a":
@@ -186,11 +186,13 @@ def _fields_of(value: Any) -> Iterator[str]:
             yield from _fields_of(v)
 
 
-def _fill(value: Any, row: Mapping[str, Any]) -> Any:
+def _fill(value: Any, row: Mapping[str, Any], *, whole: bool = False) -> Any:
     """Fill every templated string in a dict/list/str with the row's values.
 
     A string whose fields hold a missing value becomes ``MISSING``: the caller leaves that param,
     header or form field out (a JSON body gets null), rather than send "None" or "nan".
+    ``whole``: a lone field's whole-number float goes in as an integer (params, headers, form
+    data; a JSON body keeps the float).
     """
     if isinstance(value, str):
         if not _is_template(value):
@@ -198,14 +200,23 @@ def _fill(value: Any, row: Mapping[str, Any]) -> Any:
         template = _template(value)
         if template.is_single_field:
             field = template.fields[0]
-            return _plain(row[field], f"column {field!r}")
+            cell = _plain(row[field], f"column {field!r}")
+            return _whole(cell) if whole else cell
         if any(is_missing(row[f]) for f in template.fields):
             return MISSING
         return template.render(row)
     if isinstance(value, Mapping):
-        return {k: _fill(v, row) for k, v in value.items()}
+        return {k: _fill(v, row, whole=whole) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_fill(v, row) for v in value]
+        return [_fill(v, row, whole=whole) for v in value]
+    return value
+
+
+def _whole(value: Any) -> Any:
+    """``1.0`` -> ``1``: a whole-number float in text is nearly always an id column that pandas
+    widened to float because of a gap; ``/users/1.0`` would miss. Other values as they are."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -392,7 +403,7 @@ def build_requests(
             elif name in static:
                 kwargs[name] = cleaned_static[name]
             else:
-                kwargs[name] = outgoing(name, _fill(opt.constant, row))
+                kwargs[name] = outgoing(name, _fill(opt.constant, row, whole=name != "json"))
         return RequestSpec(method, target, **kwargs)
 
     specs: list[RequestSpec] = []
@@ -407,7 +418,8 @@ def build_requests(
             specs.append(_failed_spec(method, exc.cause, exc.text))
     if options.client is None:
         for label, spec in zip(frame.index, specs, strict=True):
-            if spec.problem is None and not spec.url.startswith(("http://", "https://")):
+            scheme = spec.url[:8].lower()  # HTTP:// is http:// too
+            if spec.problem is None and not scheme.startswith(("http://", "https://")):
                 raise ValueError(
                     f"row {label!r}: {spec.url[:80]!r} is not an http(s) URL; a relative URL "
                     "needs client=httpx.AsyncClient(base_url=...)"
