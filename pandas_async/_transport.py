@@ -166,13 +166,18 @@ async def read_capped(chunks: AsyncIterator[bytes], limit: int, status: int) -> 
     async for chunk in chunks:
         total += len(chunk)
         if total > limit:
+            # Drop what was read now: the exception's traceback keeps this frame alive for as
+            # long as anyone holds the exception (measured: peaks of 1.3 to 2.4 GB without it).
+            parts.clear()
             raise too_large(limit, status)
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def _aiohttp_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The decoded body as it arrives (aiohttp inflates gzip in bounded steps)."""
+async def _aiohttp_chunks(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
+    """The decoded body as it arrives, ``first`` already read (aiohttp inflates gzip in bounded
+    steps)."""
+    yield first
     while chunk := await response.content.readany():
         yield chunk
 
@@ -319,6 +324,9 @@ class HttpxSender(Sender):
                 # What httpx's own aread() does, with a ceiling: parse= callables read
                 # response.content as usual.
                 encoding = response.headers.get("content-encoding", "").strip().lower()
+                length = response.headers.get("content-length", "")
+                if not encoding and length.isdigit() and int(length) > self._max_bytes:
+                    raise too_large(self._max_bytes, response.status_code)  # before a byte
                 body = (
                     _inflated(response.aiter_raw(), encoding, response.status_code)
                     if encoding in ("gzip", "x-gzip", "deflate")
@@ -466,7 +474,12 @@ class AiohttpSender(Sender):
             response.close()  # known too large before a byte is read
             raise too_large(limit, response.status)
         try:
-            return await read_capped(_aiohttp_chunks(response), limit, response.status)
+            first = await response.content.readany()
+            if response.content.at_eof():  # the usual small answer: all there in one piece
+                if len(first) > limit:
+                    raise too_large(limit, response.status)
+                return first
+            return await read_capped(_aiohttp_chunks(response, first), limit, response.status)
         except Unrecoverable:
             response.close()  # the rest of the body is not wanted: drop the connection
             raise

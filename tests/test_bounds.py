@@ -149,9 +149,9 @@ def test_bombs_and_huge_answers_stay_bounded_under_a_4_gib_address_space(raw: Ra
     assert "DEFAULT ['answer too large']" in result.stdout, result.stdout
     assert "CLIENT ['answer too large']" in result.stdout, result.stdout
     peak = int(result.stdout.split("PEAK_MB")[1].split()[0])
-    # Ten answers cut at 128 MiB each, plus pandas (measured 1.35-1.45 GB): far below the ~20 GB
-    # they would inflate to.
-    assert peak < 2500, peak
+    # Ten answers cut at 128 MiB each, plus pandas (measured 1.1 to 2.1 GB over runs): far below
+    # the ~20 GB they would inflate to.
+    assert peak < 3000, peak
 
 
 # -- timeout= with a user's client ----------------------------------------------------------
