@@ -267,9 +267,7 @@ class AnswerCache:
         if stored < oldest:
             return None
         self.hits += 1
-        kept = _KeptAnswer(
-            status, reason, httpx.Headers(orjson.loads(headers)), body, spec.method, url or ""
-        )
+        kept = _KeptAnswer(status, reason, headers, body, spec.method, url or "")
         if url is None:
             kept.spec, kept.cache = spec, self
         return kept
@@ -332,17 +330,33 @@ class AnswerCache:
 
 
 class _KeptAnswer(Answer):
-    """An answer read from disk. Its URL (when no redirect changed it) is the request's, worked
-    out only when something reads it: parsing it costs more than the whole rest of a hit.
+    """An answer read from disk. Its headers and its URL (the request's, when no redirect
+    changed it) are worked out only when something reads them: ``parse="json"`` needs neither,
+    and building them cost more than the rest of a hit.
     """
 
-    __slots__ = ("_url", "cache", "spec")
+    __slots__ = ("_headers", "_stored_headers", "_url", "cache", "spec")
     _url: str
+    _headers: Mapping[str, str] | None
 
     def __init__(self, *args: Any) -> None:
         self.spec: RequestSpec | None = None
         self.cache: AnswerCache | None = None
+        self._stored_headers: bytes = b"[]"
         super().__init__(*args)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        if self._headers is None:
+            self._headers = httpx.Headers(orjson.loads(self._stored_headers))
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: Any) -> None:  # as stored: the JSON list of [name, value]
+        if isinstance(value, bytes):
+            self._stored_headers, self._headers = value, None
+        else:
+            self._headers = httpx.Headers(value)
 
     @property
     def url(self) -> str:
