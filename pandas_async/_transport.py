@@ -21,6 +21,7 @@ import errno
 import functools
 import re
 import ssl
+import time
 import urllib.request
 import zlib
 from collections.abc import AsyncIterator
@@ -410,7 +411,11 @@ class AiohttpSender(Sender):
             body = spec.data
         method = spec.method
         target_url = yarl.URL(url, encoded=True)  # exactly as encoded: no re-normalising
-        # Redirects are followed here, not by aiohttp: see _redirects for why.
+        # Redirects are followed here, not by aiohttp: see _redirects for why. A number timeout=
+        # still bounds the whole attempt, every hop included: later hops get what is left of it.
+        total = self._timeout.total
+        deadline = None if total is None else time.monotonic() + total
+        hop_timeout: dict[str, Any] = {}
         for _ in range(MAX_REDIRECTS + 1):
             proxy, proxy_auth = self._proxy_for(target_url)
             tls: ssl.SSLContext | bool = tls_context() if target_url.scheme == "https" else True
@@ -424,6 +429,7 @@ class AiohttpSender(Sender):
                     proxy_auth=proxy_auth,
                     ssl=tls,
                     allow_redirects=False,
+                    **hop_timeout,
                 ) as response:
                     location = (
                         response.headers.get("Location")
@@ -461,6 +467,17 @@ class AiohttpSender(Sender):
             if dropped:
                 body = None
             method, target_url = new_method, next_url
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise httpx.ReadTimeout(
+                        "timed out following redirects", request=httpx.Request(spec.method, url)
+                    )
+                hop_timeout = {
+                    "timeout": aiohttp.ClientTimeout(
+                        total=left, sock_connect=min(left, self._timeout.sock_connect or left)
+                    )
+                }
         raise httpx.TooManyRedirects(
             f"more than {MAX_REDIRECTS} redirects", request=httpx.Request(spec.method, url)
         )

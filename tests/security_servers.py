@@ -3,7 +3,8 @@
 Each ``EchoServer`` is an aiohttp app on 127.0.0.1 in a daemon thread. Endpoints:
 
 ``/echo``                   any method: method, query string (as sent), headers, body (as text)
-``/to?url=U&status=302``    redirects to ``U`` (absolute or relative) with that status
+``/to?url=U&status=302``    redirects to ``U`` (absolute or relative) with that status, after
+                            ``delay`` seconds if given
 ``/loop``                   redirects to itself, keeping its query string, forever
 ``/deep?n=1000``            an object nested ``n`` levels deep: ``{"a": {"a": ... 1}}``
 ``/bigint``                 ``{"id": 123456789012345678901234567890, "small": 7}``
@@ -87,6 +88,7 @@ class EchoServer:
             )
 
         async def to(request: web.Request) -> web.Response:
+            await asyncio.sleep(float(request.query.get("delay", "0")))
             status = int(request.query.get("status", "302"))
             return web.Response(status=status, headers={"Location": request.query["url"]})
 

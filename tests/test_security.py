@@ -235,6 +235,17 @@ def test_https_to_http_downgrade_with_a_users_client(
     assert _secret_names(arrived.headers) == set()
 
 
+def test_a_number_timeout_bounds_the_whole_attempt_redirects_included(a: EchoServer) -> None:
+    """Three hops of 0.4 s each under timeout=0.9: each hop fits, the attempt does not."""
+    final = a.url + "/echo"
+    second = a.url + "/to?delay=0.4&url=" + quote(final, safe="")
+    first = a.url + "/to?delay=0.4&url=" + quote(second, safe="")
+    df = pd.DataFrame({"url": [a.url + "/to?delay=0.4&url=" + quote(first, safe="")]})
+    out = df.aapi.fetch("url", timeout=0.9, retries=0, errors="collect")
+    assert out["_error"].iloc[0] == "ReadTimeout"
+    assert a.seen("/echo") == []
+
+
 def test_a_redirect_loop_fails_its_row_only(a: EchoServer) -> None:
     df = pd.DataFrame({"url": [a.url + "/loop", a.url + "/echo"]})
     out = df.aapi.fetch("url", errors="collect")
