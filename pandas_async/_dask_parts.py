@@ -88,10 +88,17 @@ def fetch_partition(
             # holder of this lease never shares a rate window with this one.
             lease.release(after=plan.hand_over)
     except FetchError as exc:  # errors="raise": keep the good rows, and the failed ones apart
-        names = outcome_names(list(part.columns))  # suffixed if the input has a _status...
+        # Suffixed if the input has a _status... (a Series of URLs becomes one column).
+        inputs = list(part.columns) if isinstance(part, pd.DataFrame) else [_series_name(part)]
+        names = outcome_names(inputs)
         failed_mask = exc.frame[names[1]].notna().to_numpy()
         good = exc.frame.loc[~failed_mask].drop(columns=list(names))
         return PartResult(good, rows, Counter(exc.counts), exc.frame.loc[failed_mask])
+
+
+def _series_name(urls: pd.Series) -> str:
+    """The column a Series of URLs becomes, as ``Series.aapi.fetch`` names it."""
+    return "url" if urls.name is None else str(urls.name)
 
 
 def _with_share(options: Mapping[str, Any], plan: LeasePlan) -> dict[str, Any]:

@@ -89,6 +89,16 @@ def test_series_of_urls(server: TestServer) -> None:
     pd.testing.assert_frame_equal(got, as_dask_holds(urls.aapi.fetch()))
 
 
+def test_series_of_urls_with_failures(server: TestServer) -> None:
+    links = pd.Series([f"{server.url}/users/{i}" for i in (1, 2, 5000, 4)], name="link")
+    durls = dd.from_pandas(links, npartitions=2)
+    with pytest.raises(pandas_async.FetchError) as info:
+        durls.aapi.fetch()
+    assert info.value.frame["link"].tolist() == [f"{server.url}/users/5000"]
+    collected = durls.aapi.fetch(errors="collect").compute()
+    assert collected["_status"].tolist() == [200, 200, 404, 200]
+
+
 def test_bad_options_fail_before_any_request(server: TestServer) -> None:
     _, ddf = users(10, 2)
     with pytest.raises(ValueError, match="concurrency"):
