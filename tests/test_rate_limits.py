@@ -383,6 +383,7 @@ def _peak_memory(rows: int, *server_args: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # two 100,000-row jobs in child processes: ~1 min on a quiet machine
 def test_memory_during_a_cool_down_of_100000_rows() -> None:
     # Every waiting row was a task: 100,000 rows gave 520 MB peak with a pause, 237 MB without.
     rows = 100_000
