@@ -264,3 +264,22 @@ def test_running_out_of_file_descriptors_says_so_and_is_not_retried(server: Test
     assert "ulimit -n" in result.stdout
     ok = int(result.stdout.split("OK ")[1].split()[0])
     assert 0 < ok < 150  # the rows that got a descriptor were fetched
+
+
+def test_the_command_line_takes_max_bytes(raw: RawServer, tmp_path: Path) -> None:
+    from pandas_async.cli import main
+
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"size": [100, 4 * MiB]}).to_csv(source, index=False)
+    url = raw.url + "/big?size={size}"
+
+    def errors(*flags: str) -> list[object]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}.csv"
+        args = ["fetch", str(source), "--url", url, "-o", str(out), "--errors", "collect"]
+        assert main([*args, "--parse", "text", *flags]) == 0
+        return list(pd.read_csv(out)["_error"])
+
+    capped = errors("--max-bytes", "1MiB")
+    assert pd.isna(capped[0]) and str(capped[1]).startswith("answer too large: more than 1,048,")
+    assert pd.isna(errors("--max-bytes", "none")).all()
+    assert main(["fetch", str(source), "--url", url, "-o", "x.csv", "--max-bytes", "lots"]) == 2

@@ -55,6 +55,25 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+NO_LIMIT = "none"
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
+
+
+def max_bytes(text: str) -> int | str:
+    """``--max-bytes``: ``1000000``, ``64MiB``, ``1GB``, or ``none`` (no limit)."""
+    cleaned = text.strip().lower().replace(" ", "").replace("_", "")
+    if cleaned == NO_LIMIT:
+        return NO_LIMIT
+    digits = cleaned.rstrip("kmgib")
+    unit = _BYTE_UNITS.get(cleaned[len(digits) :])
+    if not digits.isdigit() or unit is None or int(digits) * unit < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 1000000, 64MiB or 1GB, or 'none', got {text!r}"
+        )
+    return int(digits) * unit
+
+
 def positive_float(text: str) -> float:
     value = non_negative_float(text)
     if value == 0:
@@ -295,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policy.add_argument(
         "--timeout", type=positive_float, default=10.0, help="seconds per attempt (10)"
+    )
+    policy.add_argument(
+        "--max-bytes",
+        type=max_bytes,
+        metavar="SIZE",
+        help="largest answer read, after decompression: 1000000, 64MiB, 1GB, or 'none' "
+        "(128MiB); a larger one fails its row as 'answer too large'",
     )
     policy.add_argument(
         "--retries", type=non_negative_int, default=3, help="extra attempts on transient errors (3)"

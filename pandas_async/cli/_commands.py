@@ -14,7 +14,7 @@ import pandas as pd
 import pandas_async  # registers .aapi
 from pandas_async._sink import written_rows
 
-from ._args import PROG, paginator
+from ._args import NO_LIMIT, PROG, paginator
 from ._files import UserError, check_output, format_of, is_folder, one_line, read_table, write_table
 
 __all__ = ["EXIT_FAILED_ROWS", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "err", "run_demo",
@@ -54,6 +54,8 @@ def fetch_options(args: argparse.Namespace) -> dict[str, Any]:
         "schema": dict(args.schema) or None,
     }
     options.update({name: value for name, value in given.items() if value is not None})
+    if args.max_bytes is not None:
+        options["max_bytes"] = None if args.max_bytes == NO_LIMIT else args.max_bytes
     if args.cache_ttl is not None and args.cache is None:
         raise UserError("--cache-ttl needs --cache")
     if args.record_path:
