@@ -7,7 +7,6 @@ typo or an impossible value surfaces as a clear ``ValueError``/``TypeError`` at 
 from __future__ import annotations
 
 import datetime
-import decimal
 import difflib
 import math
 import os
@@ -18,6 +17,8 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import httpx
+
+from ._checks import check_int, check_meta, check_number, choice, json_problem, short
 
 if TYPE_CHECKING:  # for annotations only: the paginate layer sits above this one
     from ._paginate import Paginator
@@ -83,9 +84,9 @@ class Retry:
     statuses: frozenset[int] = field(default=DEFAULT_RETRY_STATUSES)
 
     def __post_init__(self) -> None:
-        _check_int("Retry(attempts=)", self.attempts, minimum=0)
-        _check_number("Retry(backoff=)", self.backoff, minimum=0.0)
-        _check_number("Retry(max_wait=)", self.max_wait, minimum=0.0)
+        check_int("Retry(attempts=)", self.attempts, minimum=0)
+        check_number("Retry(backoff=)", self.backoff, minimum=0.0)
+        check_number("Retry(max_wait=)", self.max_wait, minimum=0.0)
         statuses = self.statuses
         if isinstance(statuses, int | str) or not isinstance(statuses, Iterable):
             raise TypeError(
@@ -258,7 +259,7 @@ class FetchOptions:
                 )
             )
         concurrency = o.pop("concurrency", DEFAULT_CONCURRENCY)
-        _check_int("concurrency=", concurrency, minimum=1)
+        check_int("concurrency=", concurrency, minimum=1)
         rate = None if (given_rate := o.pop("rate", None)) is None else Rate.parse(given_rate)
         burst = _burst(o.pop("burst", None), rate)
         timeout = _timeout(o.pop("timeout", UNSET), client)
@@ -266,16 +267,16 @@ class FetchOptions:
         if isinstance(retries, Retry):
             retry = retries
         else:
-            _check_int("retries=", retries, minimum=0, extra=" or a pandas_async.Retry")
+            check_int("retries=", retries, minimum=0, extra=" or a pandas_async.Retry")
             retry = Retry(attempts=retries)
         parse = o.pop("parse", "json")
         if not callable(parse) and parse not in PARSE_NAMES:
             raise ValueError(f"parse= expects one of {PARSE_NAMES} or a callable, got {parse!r}")
-        how = _choice("how=", o.pop("how", "auto"), HOW_NAMES)
-        errors = _choice("errors=", o.pop("errors", "raise"), ERRORS_NAMES)
+        how = choice("how=", o.pop("how", "auto"), HOW_NAMES)
+        errors = choice("errors=", o.pop("errors", "raise"), ERRORS_NAMES)
         max_level = o.pop("max_level", None)
         if max_level is not None:
-            _check_int("max_level=", max_level, minimum=0)
+            check_int("max_level=", max_level, minimum=0)
         sep = o.pop("sep", ".")
         if not isinstance(sep, str):
             raise TypeError(f"sep= expects a string, got {sep!r}")
@@ -295,7 +296,7 @@ class FetchOptions:
         paginate = o.pop("paginate", None)
         _check_body("json=", o.get("json", UNSET))
         _check_body("data=", o.get("data"))
-        _check_meta(o.get("meta"))
+        check_meta(o.get("meta"))
         dedupe = o.pop("dedupe", True)
         if not isinstance(dedupe, bool):
             raise TypeError(f"dedupe= expects True or False, got {dedupe!r}")
@@ -340,7 +341,7 @@ def _burst(value: Any, rate: Rate | None) -> int | None:
     """``burst=``: how many of ``rate``'s N may start at once (None: all N, a sliding window)."""
     if value is None:
         return None
-    _check_int("burst=", value, minimum=1, extra=" (or None)")
+    check_int("burst=", value, minimum=1, extra=" (or None)")
     if rate is None:
         raise ValueError(
             f"burst={value!r} shapes the starts of rate=; give a rate too (for example "
@@ -362,7 +363,7 @@ def _timeout(value: Any, client: httpx.AsyncClient | None) -> float | httpx.Time
         return httpx.Timeout(None)
     if isinstance(value, httpx.Timeout):
         return value
-    _check_number("timeout=", value, minimum=0.0, strict=True, extra=" or an httpx.Timeout")
+    check_number("timeout=", value, minimum=0.0, strict=True, extra=" or an httpx.Timeout")
     return float(value)
 
 
@@ -372,75 +373,8 @@ def _cache_ttl(value: Any) -> float | None:
         return None
     if isinstance(value, datetime.timedelta):  # pandas.Timedelta is one too
         value = value.total_seconds()
-    _check_number("cache_ttl=", value, minimum=0.0, strict=True, extra=" or a timedelta")
+    check_number("cache_ttl=", value, minimum=0.0, strict=True, extra=" or a timedelta")
     return float(value)
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} expects one of {', '.join(map(repr, choices))}, got {value!r}")
-    return str(value)
-
-
-def _check_int(name: str, value: Any, *, minimum: int, extra: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} expects a whole number{extra}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-
-
-def _check_number(
-    name: str, value: Any, *, minimum: float, strict: bool = False, extra: str = ""
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} expects a number of seconds{extra}, got {value!r}")
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        bound = "greater than" if strict else "at least"
-        raise ValueError(f"{name} must be a finite number {bound} {minimum:g}, got {value!r}")
-
-
-# What a JSON body may hold besides dicts, lists and JSON scalars: values _requests turns into
-# JSON (timestamps as ISO text, numpy scalars as numbers, Decimal exactly, missing as null).
-# (pandas' NA/NaT and numpy scalars are told by their type, so this module needs neither.)
-_JSON_LEAVES: tuple[type, ...] = (
-    str, int, float, bool, type(None), datetime.date, datetime.time, datetime.timedelta,
-    decimal.Decimal,
-)  # fmt: skip
-_MISSING_TYPES = frozenset({"NAType", "NaTType"})
-
-
-def json_problem(value: Any, depth: int = 0) -> str | None:
-    """Why ``value`` cannot become JSON (``None``: it can), naming the offending part."""
-    if depth > 100:
-        return "is nested more than 100 levels deep"
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str | int | float | bool):
-                return f"has a key of type {type(k).__name__} ({k!r}); JSON keys are text"
-            problem = json_problem(v, depth + 1)
-            if problem is not None:
-                return problem
-        return None
-    if isinstance(value, list | tuple):
-        for v in value:
-            problem = json_problem(v, depth + 1)
-            if problem is not None:
-                return problem
-        return None
-    kind = type(value)
-    if isinstance(value, _JSON_LEAVES) or kind.__name__ in _MISSING_TYPES:
-        return None
-    if kind.__module__ == "numpy" and hasattr(value, "item"):  # a numpy scalar
-        return None
-    hint = "; use a list" if isinstance(value, set | frozenset) else ""
-    if isinstance(value, bytes | bytearray):
-        hint = "; decode it to text first"
-    return f"holds a {kind.__name__} ({_short(value)}), which JSON cannot represent{hint}"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_body(name: str, value: Any) -> None:
@@ -460,21 +394,5 @@ def _check_body(name: str, value: Any) -> None:
         return  # form fields as (name, value) pairs
     raise TypeError(
         "data= expects a dict of form fields (values may hold '{column}' fields), text, bytes "
-        f"or a callable row -> dict, got {_short(value)}"
-    )
-
-
-def _check_meta(meta: Any) -> None:
-    """``meta=``: a key, or a list of keys and key paths, as ``json_normalize`` takes it."""
-    if meta is None or isinstance(meta, str):
-        return
-    if isinstance(meta, list | tuple) and all(
-        isinstance(m, str)
-        or (isinstance(m, list | tuple) and m and all(isinstance(k, str) for k in m))
-        for m in meta
-    ):
-        return
-    raise TypeError(
-        "meta= expects a key, or a list of keys and key paths such as "
-        f"['id', ['customer', 'name']], got {_short(meta)}"
+        f"or a callable row -> dict, got {short(value)}"
     )
