@@ -311,7 +311,7 @@ class FetchOptions:
         cache_ttl = _cache_ttl(o.pop("cache_ttl", None))
         max_bytes = o.pop("max_bytes", DEFAULT_MAX_BYTES)
         if max_bytes is not None:
-            _check_int("max_bytes=", max_bytes, minimum=1, extra=" of bytes or None")
+            check_int("max_bytes=", max_bytes, minimum=1, extra=" of bytes or None")
         return cls(
             method=method.upper(),
             client=client,
