@@ -235,8 +235,7 @@ CRYPTO = [
         import pandas as pd
         import pyarrow as pa
 
-        import pandas_async  # registers DataFrame.aapi
-        from pandas_async import demo
+        from pandas_async import demo  # importing pandas_async registers DataFrame.aapi
 
         # The bundled demo API on 127.0.0.1 (no internet needed): 30 ms per answer, and a limit
         # of 200 requests per second on /candles (429 with Retry-After beyond it).

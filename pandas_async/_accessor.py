@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Unpack
@@ -17,7 +17,7 @@ import pandas as pd
 
 from ._cache import AnswerCache, resolve_cache_folder
 from ._defaults import apply_defaults
-from ._engine import EnginePolicy, OnRows, fetch_all
+from ._engine import EnginePolicy, OnRows, fetch_all, fetch_chunks
 from ._errors import FetchError
 from ._frames import make_parser
 from ._options import UNSET, FetchKwargs, FetchOptions
@@ -70,8 +70,16 @@ class _Job:
         outcomes, _ = await self.run_reported()
         return outcomes
 
-    async def run_reported(self, on_rows: OnRows | None = None) -> tuple[list[Outcome], Report]:
-        """Send every request; record and return the report too (``on_rows``: a sink's hook)."""
+    async def run_reported(
+        self,
+        on_rows: OnRows | None = None,
+        chunks: Iterable[Sequence[RequestSpec]] | None = None,
+    ) -> tuple[list[Outcome], Report]:
+        """Send every request; record and return the report too.
+
+        A sink passes ``on_rows`` (its hook) and ``chunks`` (the requests, made a batch at a
+        time instead of ``self.specs``, so they are not all in memory at once).
+        """
         o = self.options
         policy = EnginePolicy(
             concurrency=o.concurrency,
@@ -89,7 +97,7 @@ class _Job:
         folder = resolve_cache_folder(o.cache)
         # Opened here, on the loop's thread; a folder it cannot use fails before any request.
         cache = None if folder is None else AnswerCache(folder, ttl=o.cache_ttl, client=o.client)
-        progress = Progress(len(self.specs), o.progress)
+        progress = Progress(len(self.specs) if chunks is None else len(self.frame), o.progress)
         timeline = call_timeline(
             caller=self.caller,
             method=o.method,
@@ -100,16 +108,28 @@ class _Job:
         )
         outcomes: list[Outcome] | None = None
         try:
-            outcomes = await fetch_all(
-                self.specs,
-                client=o.client,
-                policy=policy,
-                parse=make_parser(o.parse),
-                on_done=progress.update,
-                timeline=timeline,
-                on_rows=on_rows,
-                store=cache,
-            )
+            if chunks is None:
+                outcomes = await fetch_all(
+                    self.specs,
+                    client=o.client,
+                    policy=policy,
+                    parse=make_parser(o.parse),
+                    on_done=progress.update,
+                    timeline=timeline,
+                    on_rows=on_rows,
+                    store=cache,
+                )
+            else:
+                outcomes = await fetch_chunks(
+                    chunks,
+                    client=o.client,
+                    policy=policy,
+                    parse=make_parser(o.parse),
+                    on_done=progress.update,
+                    timeline=timeline,
+                    on_rows=on_rows,
+                    store=cache,
+                )
         finally:
             progress.close()
             if cache is not None:
@@ -245,7 +265,7 @@ def write_parquet(
     for name in keys or ():
         if name not in frame.columns:
             raise KeyError(f"key= names column {name!r}, which the frame lacks")
-    job = _Job.prepare("to_parquet", frame, url, options)
+    job = _Job.prepare("to_parquet", frame.iloc[:0], url, options)  # checks; makes no request
     schema = job.options.schema
     if schema is not None:
         for name in partitions:
@@ -263,8 +283,14 @@ def write_parquet(
     dataset = Dataset(Path(path), keys, partitions)
     todo = np.flatnonzero(~np.isin(hashes, dataset.open(clean=clean)))
     part = frame.iloc[todo]
-    job = replace(job, frame=part, specs=[job.specs[i] for i in todo])
+    job = replace(job, frame=part, specs=[])
     o = job.options
+    # The requests are made a batch at a time, as the engine needs them: 100,000 rows' specs
+    # held at once cost more memory than a batch of answers.
+    chunks = (
+        build_requests(part.iloc[start : start + batch_size], url, o)
+        for start in range(0, len(part), batch_size)
+    )
     writer = BatchWriter(
         dataset, part, hashes[todo],
         lambda rows, outcomes: assemble_typed(
@@ -275,7 +301,7 @@ def write_parquet(
     )  # fmt: skip
     started = time.perf_counter()
     try:
-        report = run_sync(_stream(job, writer))
+        report = run_sync(_stream(job, writer, chunks))
     except BaseException:  # Ctrl-C returns before the loop has stopped: let the writer finish
         writer.abort()  # the batch being written is committed; exiting mid-write would crash
         raise
@@ -294,10 +320,12 @@ def write_parquet(
     return report
 
 
-async def _stream(job: _Job, writer: BatchWriter) -> Report:
+async def _stream(
+    job: _Job, writer: BatchWriter, chunks: Iterable[Sequence[RequestSpec]]
+) -> Report:
     """Run ``job`` feeding ``writer``; then wait until every good row is on disk."""
     try:
-        _, report = await job.run_reported(on_rows=writer.on_rows)
+        _, report = await job.run_reported(on_rows=writer.on_rows, chunks=chunks)
     except BaseException as exc:
         writer.abort()
         if writer.error is not None and isinstance(exc, BaseExceptionGroup):

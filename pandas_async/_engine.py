@@ -12,7 +12,7 @@ import collections
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from ._transport import (
     is_transient,
 )
 
-__all__ = ["AnswerStore", "EnginePolicy", "OnRows", "fetch_all"]
+__all__ = ["AnswerStore", "EnginePolicy", "OnRows", "fetch_all", "fetch_chunks"]
 
 logger = logging.getLogger("pandas_async")
 _KEPT_CHUNK = 256  # rows looked up in the answer store at once
@@ -159,7 +159,10 @@ class Engine:
         retry = policy.retry
         self._backoff = wait_random_exponential(multiplier=retry.backoff, max=retry.max_wait)
 
-    async def run(self, specs: Sequence[RequestSpec]) -> list[Outcome]:
+    async def run(
+        self, specs: Sequence[RequestSpec], on_rows: OnRows | None = None
+    ) -> list[Outcome]:
+        on_rows = self.on_rows if on_rows is None else on_rows  # one hook per run (chunks)
         jobs: list[tuple[RequestSpec, list[int]]] = []
         seen: dict[Hashable, list[int]] = {}
         for i, spec in enumerate(specs):
@@ -180,8 +183,8 @@ class Engine:
                 outcomes[i] = outcome
             if self.on_done is not None:
                 self.on_done(len(rows), outcome)
-            if self.on_rows is not None:
-                wait = self.on_rows(rows, outcome)  # a sink's back-pressure, if any
+            if on_rows is not None:
+                wait = on_rows(rows, outcome)  # a sink's back-pressure, if any
                 if wait is not None:
                     await wait
 
@@ -509,13 +512,7 @@ async def fetch_all(
     """
     if not specs:
         return []
-    sender: Sender
-    if client is not None:
-        sender = HttpxSender(client, policy.timeout, policy.max_bytes)
-    else:
-        sender = AiohttpSender(
-            concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
-        )
+    sender = _sender(client, policy)
     try:
         engine = Engine(
             sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows, store=store
@@ -523,3 +520,54 @@ async def fetch_all(
         return await engine.run(specs)
     finally:
         await sender.aclose()
+
+
+def _sender(client: httpx.AsyncClient | None, policy: EnginePolicy) -> Sender:
+    if client is not None:
+        return HttpxSender(client, policy.timeout, policy.max_bytes)
+    return AiohttpSender(
+        concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
+    )
+
+
+async def fetch_chunks(
+    chunks: Iterable[Sequence[RequestSpec]],
+    *,
+    client: httpx.AsyncClient | None,
+    policy: EnginePolicy,
+    parse: Callable[[Answer], Any],
+    on_done: Callable[[int, Outcome], None] | None = None,
+    timeline: Timeline | None = None,
+    on_rows: OnRows | None = None,
+    store: AnswerStore | None = None,
+) -> list[Outcome]:
+    """``fetch_all`` over consecutive chunks of specs, made only when needed (a sink's batches).
+
+    One engine serves every chunk, so one gate, rate limiter and cool-down hold across them;
+    two chunks are under way at a time, so concurrency stays full at a chunk's end while only
+    two chunks' specs are in memory. Identical requests are deduped within a chunk.
+    ``on_rows`` gets positions counted across the chunks; the outcomes are returned in order.
+    """
+    sender = _sender(client, policy)
+    engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline, store=store)
+    results: list[asyncio.Task[list[Outcome]]] = []
+
+    def shifted(offset: int) -> OnRows | None:
+        if on_rows is None:
+            return None
+        hook = on_rows
+        return lambda rows, outcome: hook([offset + i for i in rows], outcome)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            offset = 0
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                if len(results) >= 2:
+                    await asyncio.wait({results[-2]})  # at most two chunks under way
+                results.append(group.create_task(engine.run(chunk, on_rows=shifted(offset))))
+                offset += len(chunk)
+    finally:
+        await sender.aclose()
+    return [outcome for task in results for outcome in task.result()]

@@ -179,16 +179,22 @@ class Dataset:
 
     def write(self, data: pd.DataFrame, hashes: np.ndarray) -> None:
         """Write one batch of good rows and commit it with the key hashes of its input rows."""
+        self.write_table(_to_table(data) if len(data) else None, hashes)
+
+    def write_table(self, table: Any, hashes: np.ndarray) -> None:
+        """``write`` for a batch already in Arrow (``None``: no good row, only commit keys)."""
         import pyarrow.dataset as ds
 
-        missing = [c for c in self.partition_cols if c not in data.columns]
-        if missing:
-            raise ValueError(f"to_parquet: partition column {missing[0]!r} is not in the result")
+        if table is not None:
+            missing = [c for c in self.partition_cols if c not in table.column_names]
+            if missing:
+                raise ValueError(
+                    f"to_parquet: partition column {missing[0]!r} is not in the result"
+                )
         self._seq += 1
         name = f"{self.run}-{self._seq:06d}"
         written: list[str] = []
-        if len(data):
-            table = _to_table(data)
+        if table is not None:
             self._widen_schema(table)
             hidden: list[str] = []
             ds.write_dataset(
@@ -208,7 +214,11 @@ class Dataset:
                 written.append(visible.relative_to(self.path.resolve()).as_posix()
                                if visible.is_absolute() else
                                visible.relative_to(self.path).as_posix())  # fmt: skip
-        commit = {"files": written, "rows": len(data), "keys": _encode(hashes)}
+        commit = {
+            "files": written,
+            "rows": 0 if table is None else table.num_rows,
+            "keys": _encode(hashes),
+        }
         _write_json(self._state / "commits" / f"{name}.json", commit)
 
     def _widen_schema(self, table: Any) -> None:
@@ -354,6 +364,9 @@ class BatchWriter:
         part = self.frame.iloc[positions].copy(deep=False)
         part[_ROW] = positions
         assembled = self.finish(part, outcomes)
+        for outcome in outcomes:
+            outcome.value = None  # in the frame now: let the parsed answers go
+        del part
         result = assembled.frame
         error = assembled.outcome_columns[1]  # _status, _error, ...: suffixed on a clash
         ok = result[error].isna().to_numpy()
@@ -362,14 +375,16 @@ class BatchWriter:
         failed = result[~ok].drop(columns=[_ROW])
         good = result[ok].drop(columns=[_ROW, *assembled.outcome_columns])
         good = _index_as_columns(good) if self.dataset.key is None else good
-        self.dataset.write(good.reset_index(drop=True), self.hashes[good_rows])
-        self.rows_written += len(good_rows)
-        self.records_written += len(good)
+        records = len(good)
         self.failures.update(assembled.failures)
+        del result, assembled
+        table = _to_table(good.reset_index(drop=True)) if records else None
+        del good  # only the Arrow table is left while the files are written
+        self.dataset.write_table(table, self.hashes[good_rows])
+        self.rows_written += len(good_rows)
+        self.records_written += records
         if self.keep_failed and len(failed):
             self.failed.append(failed)
-        for outcome in outcomes:
-            outcome.value = None  # written: let the memory go
 
 
 def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
