@@ -177,48 +177,50 @@ class Dataset:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, data: pd.DataFrame, hashes: np.ndarray) -> None:
-        """Write one batch of good rows and commit it with the key hashes of its input rows."""
-        self.write_table(_to_table(data) if len(data) else None, hashes)
-
     def write_table(self, table: Any, hashes: np.ndarray) -> None:
-        """``write`` for a batch already in Arrow (``None``: no good row, only commit keys)."""
+        """Write one batch (``None``: no good row) and commit it with its input rows' keys."""
+        name = self.batch_name()
+        files = [] if table is None else self.write_files(table, name)
+        self.commit(name, files, 0 if table is None else table.num_rows, hashes)
+
+    def batch_name(self) -> str:
+        """A name no other batch of any run has: the run's id and a sequence number."""
+        self._seq += 1
+        return f"{self.run}-{self._seq:06d}"
+
+    def write_files(self, table: Any, name: str) -> list[str]:
+        """Write ``table`` as visible files named after ``name``; return their paths in the
+        folder. They count only once ``commit`` names them (a later run deletes them if not)."""
         import pyarrow.dataset as ds
 
-        if table is not None:
-            missing = [c for c in self.partition_cols if c not in table.column_names]
-            if missing:
-                raise ValueError(
-                    f"to_parquet: partition column {missing[0]!r} is not in the result"
-                )
-        self._seq += 1
-        name = f"{self.run}-{self._seq:06d}"
-        written: list[str] = []
-        if table is not None:
-            self._widen_schema(table)
-            hidden: list[str] = []
-            ds.write_dataset(
-                table,
-                base_dir=str(self.path),
-                format="parquet",
-                partitioning=list(self.partition_cols) or None,
-                partitioning_flavor="hive" if self.partition_cols else None,
-                basename_template=f".part-{name}-{{i}}.parquet",
-                existing_data_behavior="overwrite_or_ignore",
-                max_partitions=1_000_000,
-                file_visitor=lambda f: hidden.append(f.path),
-            )
-            for file in map(Path, hidden):
-                visible = file.with_name(file.name[1:])
-                os.replace(file, visible)
-                written.append(visible.relative_to(self.path.resolve()).as_posix()
-                               if visible.is_absolute() else
-                               visible.relative_to(self.path).as_posix())  # fmt: skip
-        commit = {
-            "files": written,
-            "rows": 0 if table is None else table.num_rows,
-            "keys": _encode(hashes),
-        }
+        missing = [c for c in self.partition_cols if c not in table.column_names]
+        if missing:
+            raise ValueError(f"to_parquet: partition column {missing[0]!r} is not in the result")
+        self._widen_schema(table)
+        hidden: list[str] = []
+        ds.write_dataset(
+            table,
+            base_dir=str(self.path),
+            format="parquet",
+            partitioning=list(self.partition_cols) or None,
+            partitioning_flavor="hive" if self.partition_cols else None,
+            basename_template=f".part-{name}-{{i}}.parquet",
+            existing_data_behavior="overwrite_or_ignore",
+            max_partitions=1_000_000,
+            file_visitor=lambda f: hidden.append(f.path),
+        )
+        written = []
+        base = self.path.resolve()
+        for file in map(Path, hidden):
+            visible = file.with_name(file.name[1:])
+            os.replace(file, visible)
+            within = visible.resolve().relative_to(base) if visible.is_absolute() else None
+            written.append((within or visible.relative_to(self.path)).as_posix())
+        return written
+
+    def commit(self, name: str, files: list[str], rows: int, hashes: np.ndarray) -> None:
+        """Make a batch count: its files, and the key hashes of the input rows it holds."""
+        commit = {"files": files, "rows": rows, "keys": _encode(hashes)}
         _write_json(self._state / "commits" / f"{name}.json", commit)
 
     def _widen_schema(self, table: Any) -> None:
@@ -282,14 +284,16 @@ class SinkFailed(Exception):
 
 
 Finish = Callable[[pd.DataFrame, list[Outcome]], Assembled]
+SLICE_ROWS = 2_000  # rows assembled and written at a time within a batch
 _ROW = "\x00pandas_async_sink_row"
 
 
 class BatchWriter:
     """Collects outcomes as rows complete; a writer thread turns each full batch into files.
 
-    ``on_rows`` is the engine's hook: it never blocks the loop. While two batches wait for the
-    writer it returns an awaitable, so the runners pause instead of piling up answers. After a
+    ``on_rows`` is the engine's hook: it never blocks the loop. When a batch is full while the
+    writer is still busy with the previous one, it returns an awaitable, so the runners pause
+    instead of piling up answers: about two batches of answers are in memory at most. After a
     batch is written, its answers are dropped from the outcomes (the report needs only the rest).
     """
 
@@ -322,14 +326,21 @@ class BatchWriter:
         if self.error is not None:
             raise SinkFailed(self.error)
         self._buffer.extend((i, outcome) for i in rows)
-        if len(self._buffer) >= self.batch_size:
+        if len(self._buffer) < self.batch_size:
+            return None
+        if not self._pending:
             self._submit()
-        if len(self._pending) > 1:
-            return asyncio.shield(self._pending[0])
-        return None
+            return None
+        return self._wait_then_submit()  # the writer is busy: hold this runner until it is not
+
+    async def _wait_then_submit(self) -> None:
+        await asyncio.shield(self._pending[0])
+        if not self._pending and len(self._buffer) >= self.batch_size and self.error is None:
+            self._submit()
 
     def _submit(self) -> None:
-        batch, self._buffer = self._buffer, []
+        size = self.batch_size if len(self._buffer) >= self.batch_size else len(self._buffer)
+        batch, self._buffer = self._buffer[:size], self._buffer[size:]
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._write, batch)
         self._pending.append(future)
@@ -338,7 +349,8 @@ class BatchWriter:
     async def close(self) -> None:
         """Write what is left and wait for every batch; raise the first writing error."""
         try:
-            if self._buffer and self.error is None:
+            while self._buffer and self.error is None:
+                await asyncio.gather(*self._pending, return_exceptions=True)
                 self._submit()
             await asyncio.gather(*self._pending, return_exceptions=True)
         finally:
@@ -359,13 +371,33 @@ class BatchWriter:
             raise
 
     def _write_batch(self, batch: list[tuple[int, Outcome]]) -> None:
+        """Assemble and write a batch in slices (the frames of 10,000 rows at once would cost
+        as much memory as ``fetch`` holding them), then commit it once."""
+        name = self.dataset.batch_name()
+        files: list[str] = []
+        records = 0
+        good: list[np.ndarray] = []
+        for k, start in enumerate(range(0, len(batch), SLICE_ROWS)):
+            table, rows = self._slice(batch[start : start + SLICE_ROWS])
+            good.append(rows)
+            if table is not None:
+                files += self.dataset.write_files(table, f"{name}-{k}")
+                records += table.num_rows
+            del table
+        good_rows = np.concatenate(good)
+        self.dataset.commit(name, files, records, self.hashes[good_rows])
+        self.rows_written += len(good_rows)
+        self.records_written += records
+        for _, outcome in batch:
+            outcome.value = None  # written: let the parsed answers go
+
+    def _slice(self, batch: list[tuple[int, Outcome]]) -> tuple[Any, np.ndarray]:
+        """One slice of a batch: its good rows as an Arrow table, and their positions."""
         positions = np.fromiter((i for i, _ in batch), dtype=np.intp, count=len(batch))
         outcomes = [o for _, o in batch]
         part = self.frame.iloc[positions].copy(deep=False)
         part[_ROW] = positions
         assembled = self.finish(part, outcomes)
-        for outcome in outcomes:
-            outcome.value = None  # in the frame now: let the parsed answers go
         del part
         result = assembled.frame
         error = assembled.outcome_columns[1]  # _status, _error, ...: suffixed on a clash
@@ -375,16 +407,10 @@ class BatchWriter:
         failed = result[~ok].drop(columns=[_ROW])
         good = result[ok].drop(columns=[_ROW, *assembled.outcome_columns])
         good = _index_as_columns(good) if self.dataset.key is None else good
-        records = len(good)
         self.failures.update(assembled.failures)
-        del result, assembled
-        table = _to_table(good.reset_index(drop=True)) if records else None
-        del good  # only the Arrow table is left while the files are written
-        self.dataset.write_table(table, self.hashes[good_rows])
-        self.rows_written += len(good_rows)
-        self.records_written += records
         if self.keep_failed and len(failed):
             self.failed.append(failed)
+        return (_to_table(good.reset_index(drop=True)) if len(good) else None), good_rows
 
 
 def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -298,3 +298,20 @@ def test_peak_memory_is_bounded_by_the_batch_not_the_rows(
     answers = 36_000 * 2_000  # the extra answers' bytes, had they been held in memory
     # Left: each row's request spec and outcome (~1 KB, held by the engine for the whole run).
     assert growth < 0.75 * answers, peaks
+
+
+def test_a_batch_is_written_in_slices_and_committed_once(
+    server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas_async._sink as sink
+
+    monkeypatch.setattr(sink, "SLICE_ROWS", 3)  # slices of 3 rows within batches of 10
+    frame = pd.DataFrame({"id": [i % 4 for i in range(25)]})  # rows share answers (dedupe)
+    frame.aapi.to_parquet(tmp_path, f"{server.url}/record", params={"x": "{id}"}, batch_size=10)
+    commits = [json.loads(c.read_text()) for c in _commits(tmp_path)]
+    assert [c["rows"] for c in commits] == [10, 10, 5]
+    assert [len(c["files"]) for c in commits] == [4, 4, 2]
+    back = pd.read_parquet(tmp_path).sort_values("index")
+    assert back["index"].tolist() == list(range(25))
+    assert back["x"].tolist() == [str(i % 4) for i in range(25)]
+    assert len(server.requests) == 12  # 4 distinct per batch of 10 (dedupe is per batch)
