@@ -11,7 +11,6 @@ import codecs
 import contextlib
 import io
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,11 @@ SCALAR_COLUMN = "response"
 SUFFIX = "_response"
 OUTCOME_COLUMNS = ("_status", "_error", "_elapsed", "_attempts")
 _ROW_KEY = "\x00pandas_async_row"
-_LONG_NUMBER = re.compile(rb"\d{19}")  # 19+ digits: may not fit in 64 bits
+# 19+ digits in a row: a number that may not fit in 64 bits. Found by mapping every digit to
+# b"0" and everything else to b" " and looking for 19 zeros: the same test as re's rb"\d{19}"
+# (ASCII digits only) at a fifth of its CPU (0.9 against 5 us on a 229-byte answer).
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_NUMBER = b"0" * 19
 TOO_DEEP = "answer nested too deeply"
 
 
@@ -70,7 +73,7 @@ def _parse_json(answer: Answer) -> Any:
     except orjson.JSONDecodeError as exc:
         _check_not_redirect(answer)
         raise AnswerError("invalid JSON", str(exc)) from None
-    if _LONG_NUMBER.search(content):
+    if _LONG_NUMBER in content.translate(_DIGITS_AS_ZEROS):
         # orjson reads integers beyond 64 bits as floats, losing digits (ids, snowflakes); the
         # standard library keeps them exact. Only answers with such long numbers pay for it.
         with contextlib.suppress(ValueError, RecursionError):

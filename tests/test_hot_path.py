@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 import pandas_async
+from pandas_async._frames import make_parser
+from pandas_async._outcome import Answer
 from pandas_async._requests import url_with_params
 from tests.server import TestServer
 
@@ -80,3 +82,27 @@ def test_a_custom_paginator_still_gets_the_response(server: TestServer) -> None:
     df = pd.DataFrame({"key": ["a"]})
     df.aapi.fetch(server.url + "/pages/{key}", paginate=Headers())
     assert seen == [200]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"id": 12345678901234567890123}', {"id": 12345678901234567890123}),  # kept exact
+        (b'[18446744073709551616, "x"]', [18446744073709551616, "x"]),  # 2**64, 20 digits
+        (b'{"a": 123456789012345678}', {"a": 123456789012345678}),  # 18 digits: orjson's own
+        (b'{"a": "12345.6789012345678", "b": 1.5}', {"a": "12345.6789012345678", "b": 1.5}),
+        (b'{"n": -9999999999999999999}', {"n": -9999999999999999999}),  # 19 digits, negative
+    ],
+)
+def test_long_integers_stay_exact(body: bytes, expected: Any) -> None:
+    value = make_parser("json")(Answer(200, "OK", {}, body, "GET", "http://127.0.0.1/"))
+    assert value == expected
+    assert [type(v) for v in _leaves(value)] == [type(v) for v in _leaves(expected)]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
