@@ -13,6 +13,7 @@ import pandas_async
 from pandas_async._frames import make_parser
 from pandas_async._outcome import Answer
 from pandas_async._requests import url_with_params
+from pandas_async._transport import _CLEAN_URL
 from tests.server import TestServer
 
 PARAMS: list[dict[str, Any]] = [
@@ -106,3 +107,21 @@ def _leaves(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for v in value for leaf in _leaves(v)]
     return [value]
+
+
+@pytest.mark.parametrize(
+    ("url", "clean"),
+    [
+        ("http://127.0.0.1:8080/users/12345", True),
+        ("https://h/a%2Fb?x=1&y=%C3%A9#f", True),
+        ("https://u:p@h/[v6]/!$&'()*+,;=~._-", True),
+        ("https://h/a b", False),  # a space needs encoding: httpx does it
+        ("https://h/a%2", False),  # a broken escape
+        ("https://h/a%zz", False),
+        ("https://h/é", False),
+        ("https://h/" + "a" * 5000 + '"', False),  # a long URL failing at its end
+        ("ftp://h/a", False),
+    ],
+)
+def test_clean_url_shortcut(url: str, clean: bool) -> None:
+    assert (_CLEAN_URL.match(url) is not None) is clean
