@@ -91,6 +91,7 @@ class _Job:
             max_bytes=o.max_bytes,
             paginate=o.paginate,
             record_path=o.record_path,
+            http2=o.http2,
         )
         if o.client is not None:
             claim_client(o.client)  # its connections belong to one loop: fail early, with the fix

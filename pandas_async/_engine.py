@@ -36,6 +36,7 @@ from ._timeline import Timeline
 from ._transport import (
     AiohttpSender,
     Answer,
+    Http2Sender,
     HttpxSender,
     Sender,
     describe_exception,
@@ -60,6 +61,7 @@ class EnginePolicy:
     max_bytes: int | None = DEFAULT_MAX_BYTES  # per answer, after decompression
     paginate: Paginator | None = None
     record_path: str | list[str] | None = None  # where a page's records are, to see it is empty
+    http2: bool = False  # without a client: send through our own httpx.AsyncClient(http2=True)
 
 
 class AnswerStore(Protocol):
@@ -525,6 +527,10 @@ async def fetch_all(
 def _sender(client: httpx.AsyncClient | None, policy: EnginePolicy) -> Sender:
     if client is not None:
         return HttpxSender(client, policy.timeout, policy.max_bytes)
+    if policy.http2:
+        return Http2Sender(
+            concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
+        )
     return AiohttpSender(
         concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import importlib.util
 import math
 import os
 import re
@@ -200,6 +201,7 @@ class FetchKwargs(TypedDict, total=False):
     schema: Mapping[str, Any] | Any | None  # {column: dtype} or a pyarrow.Schema
     cache: bool | str | os.PathLike[str] | None
     cache_ttl: float | datetime.timedelta | None
+    http2: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +222,7 @@ class FetchOptions:
     retry: Retry = field(default_factory=Retry)
     dedupe: bool = True
     max_bytes: int | None = DEFAULT_MAX_BYTES
+    http2: bool = False
     parse: str | Callable[[httpx.Response], Any] = "json"
     how: str = "auto"
     record_path: str | list[str] | None = None
@@ -312,6 +315,7 @@ class FetchOptions:
         max_bytes = o.pop("max_bytes", DEFAULT_MAX_BYTES)
         if max_bytes is not None:
             check_int("max_bytes=", max_bytes, minimum=1, extra=" of bytes or None")
+        http2 = _http2(o.pop("http2", False), client)
         return cls(
             method=method.upper(),
             client=client,
@@ -330,6 +334,7 @@ class FetchOptions:
             progress=progress,
             dedupe=dedupe,
             max_bytes=max_bytes,
+            http2=http2,
             paginate=paginate,
             cache=cache,
             cache_ttl=cache_ttl,
@@ -353,6 +358,24 @@ def _burst(value: Any, rate: Rate | None) -> int | None:
             f"({rate.limit}); use at most {rate.limit}"
         )
     return int(value)
+
+
+def _http2(value: Any, client: httpx.AsyncClient | None) -> bool:
+    """``http2=True``: pandas_async's own ``httpx.AsyncClient(http2=True)``; needs h2."""
+    if not isinstance(value, bool):
+        raise TypeError(f"http2= expects True or False, got {value!r}")
+    if value and client is not None:
+        raise ValueError(
+            "http2=True sends through a client pandas_async makes, and client= gives your own: "
+            "pass one of them (for HTTP/2 through your client, make it with "
+            "httpx.AsyncClient(http2=True))"
+        )
+    if value and importlib.util.find_spec("h2") is None:
+        raise ImportError(
+            "http2=True needs the h2 package, which is not installed: "
+            "pip install 'pandas-async[http2]'"
+        )
+    return value
 
 
 def _timeout(value: Any, client: httpx.AsyncClient | None) -> float | httpx.Timeout | None:

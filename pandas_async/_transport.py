@@ -49,6 +49,7 @@ from ._values import encode_json
 __all__ = [
     "AiohttpSender",
     "Answer",
+    "Http2Sender",
     "HttpxSender",
     "Sender",
     "Unrecoverable",
@@ -344,6 +345,35 @@ class HttpxSender(Sender):
             if encoding and encoding not in self._decoders:  # httpx passed it through as is
                 raise undecodable(encoding, response.status_code)
         return Answer.from_httpx(response)
+
+
+class Http2Sender(HttpxSender):
+    """``http2=True``: an ``httpx.AsyncClient(http2=True)`` of our own, made for one call on the
+    loop that runs it and closed with the call. HTTP/2 is negotiated over TLS (ALPN); an
+    ``http://`` URL or a server without HTTP/2 gets HTTP/1.1. Like the default sender: TLS verified
+    (certifi's CAs, or ``SSL_CERT_FILE``), redirects followed (secrets dropped across origins, as
+    for a client of yours), proxies and cookies as httpx takes them, ``concurrency`` connections,
+    answers cut at ``max_bytes``.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        timeout: float | httpx.Timeout | None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
+    ) -> None:
+        client = httpx.AsyncClient(
+            http2=True,
+            verify=tls_context(),
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        super().__init__(client, 10.0 if timeout is None else timeout, max_bytes)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 class AiohttpSender(Sender):
