@@ -259,6 +259,8 @@ class Engine:
         state = _Attempts()
         if kept is None and look_up and self.store is not None:
             kept = self.store.get(spec)
+        if kept is not None:
+            self.timeline.cache_hit(spec)
         try:
             answer = kept if kept is not None else await self._attempt_all(spec, state)
         except asyncio.CancelledError:

@@ -245,11 +245,14 @@ class Report:
             raise ImportError(
                 "Report.plot() needs matplotlib: pip install 'pandas-async[notebook]'"
             ) from exc
+        made = ax is None
         if ax is None:
             _, ax = plt.subplots(1, 2, figsize=(11, 3.2))
         latency_ax, time_ax = ax
         self._plot_latency(latency_ax, bins)
         self._plot_over_time(time_ax, interval)
+        if made:
+            latency_ax.figure.tight_layout()
         return ax
 
     def _plot_latency(self, ax: Any, bins: int) -> None:
@@ -274,13 +277,14 @@ class Report:
             edges = np.array([0.0, interval])
         throttled = self.answered_at[self.attempt_statuses == 429]
         answered = self.answered_at[self.attempt_statuses != NO_STATUS]
-        for times, label, color in (
-            (self.sent_at, "started", "#4c72b0"),
-            (answered, "answered", "#55a868"),
-            (throttled, "429", "#c44e52"),
+        for times, label, color, style in (
+            (self.sent_at, "started", "#4c72b0", "-"),
+            (answered, "answered", "#55a868", "--"),
+            (throttled, "429", "#c44e52", "-"),
         ):
             counts, _ = np.histogram(times, bins=edges)
-            ax.step(edges[:-1], counts / interval, where="post", label=label, color=color)
+            ax.step(edges[:-1], counts / interval, where="post", label=label, color=color,
+                    linestyle=style)  # fmt: skip
         if self.rate:
             label = f"rate asked {self.rate:.3g}/s"
             ax.axhline(self.rate, color="grey", linestyle="--", label=label)

@@ -266,6 +266,23 @@ def test_cache_hit_hook_adds_an_event_on_the_call_span(spans: InMemorySpanExport
     assert dict(event.attributes or {})["url.full"] == "https://127.0.0.1:9/x?api_key=***"
 
 
+def test_answers_from_the_cache_are_events_not_attempts(
+    server: TestServer, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    df = pd.DataFrame({"user_id": [1, 2]})
+    url = f"{server.url}/users/{{user_id}}?api_key=s3cr3t-k3y"
+    df.aapi.fetch(url, cache=tmp_path)
+    spans.clear()
+    df.aapi.fetch(url, cache=tmp_path)  # a re-run: both answers come from the cache
+    call, attempts = _split(spans)
+    assert attempts == []
+    hits = [e for e in call.events if e.name == "pandas_async.cache_hit"]
+    assert len(hits) == 2
+    full = sorted(str(dict(e.attributes or {})["url.full"]) for e in hits)
+    assert full == [f"{server.url}/users/{i}?api_key=***" for i in (1, 2)]
+    assert dict(call.attributes or {})["pandas_async.requests"] == 0
+
+
 def test_without_a_provider_the_plain_timeline_runs(server: TestServer) -> None:
     _reset_tracing_globals()  # the API is imported, but no provider set: spans are no-ops
     timeline = call_timeline(caller="fetch", method="GET", template=None, rows=1, parent=None)
