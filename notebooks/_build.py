@@ -67,7 +67,8 @@ QUICKSTART = [
         This notebook runs against the demo API that ships with pandas_async, started below on
         127.0.0.1, so it needs no internet and gives the same answers every time. It shows:
         looking at the requests before sending them, enriching a table, rows mode, what happens
-        when rows fail, retries, rate limits, the progress bar and the report of the last call.
+        when rows fail, retries, rate limits, the progress bar, the report of the last call (where
+        its time went, plotted), and the OpenTelemetry spans of a call.
     """),
     code(start_demo(20)),
     md("""
@@ -199,9 +200,82 @@ QUICKSTART = [
         report = pandas_async.last_report()
         report
     """),
+    md("""
+        ### Where the time went
+
+        A slower call: 80 rows at `rate="40/s"`, one of which the API answers with a 429 and
+        `Retry-After: 1`, so the whole host pauses (a cool-down) and the row is retried once.
+        The `time` line splits the wall time by what the call was doing (each moment counted
+        once: cool-down, then rate limiter, then in flight, then backoff, then other), and the
+        `requests` line compares the rate achieved with the rate asked.
+    """),
     code("""
-        big.aapi.fetch(f"{api}/users/{{user_id}}", concurrency=20)
-        pandas_async.last_report().plot(bins=20);
+        urls = pd.Series(
+            [f"{api}/status/429?retry_after=1"] + [f"{api}/users/{i}" for i in range(1, 80)],
+            name="url",
+        )
+        _ = urls.aapi.fetch(
+            rate="40/s", retries=pandas_async.Retry(attempts=1), errors="collect", progress=False
+        )
+        slow = pandas_async.last_report()
+        print(slow)
+        {phase: round(seconds, 2) for phase, seconds in slow.time.items()}
+    """),
+    md("""
+        `plot()` draws the latency histogram and the requests over time (started, answered,
+        429s, per second, with the rate asked as a dashed line): the stall while the host cooled
+        down shows as a gap, then the requests resume at the rate asked.
+    """),
+    code("""
+        slow.plot(bins=20, interval=0.1);
+    """),
+    md("""
+        ## Tracing with OpenTelemetry
+
+        With a tracer provider set, each call is a span and each attempt (retries and pages too)
+        a CLIENT span under it, named after the URL template, with the HTTP attributes of
+        OpenTelemetry's conventions. Secrets are masked in `url.full` (see `api_key` below).
+        Here the spans go to an in-memory exporter and are shown as a table; in production you
+        would export them (OTLP, Jaeger...). Row 503 fails twice: the retry carries
+        `http.request.resend_count`.
+    """),
+    code("""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+
+        codes = pd.DataFrame({"code": [200, 503]})
+        _ = codes.aapi.fetch(
+            f"{api}/status/{{code}}",
+            params={"api_key": "my-secret-key"},
+            retries=pandas_async.Retry(attempts=1, backoff=0.05),
+            errors="collect",
+        )
+
+        spans = exporter.get_finished_spans()
+        names = {s.context.span_id: s.name for s in spans}
+        pd.DataFrame(
+            {
+                "span": [s.name for s in spans],
+                "kind": [s.kind.name for s in spans],
+                "parent": [names.get(s.parent.span_id) if s.parent else None for s in spans],
+                "ms": [round((s.end_time - s.start_time) / 1e6, 1) for s in spans],
+                "status": pd.array(
+                    [s.attributes.get("http.response.status_code") for s in spans], dtype="Int64"
+                ),
+                "resend": pd.array(
+                    [s.attributes.get("http.request.resend_count") for s in spans], dtype="Int64"
+                ),
+                "error.type": [s.attributes.get("error.type") for s in spans],
+                "url.full": [s.attributes.get("url.full", "").replace(api, "{api}") for s in spans],
+            }
+        )
     """),
     code("""
         server.stop()
