@@ -19,16 +19,14 @@ instrumented ``httpx.AsyncClient`` nest under it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import re
 import sys
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, quote_plus, unquote, urlsplit
-
-import httpx
+from urllib.parse import unquote, urlencode, urlsplit
 
 from ._requests import Template
-from ._secrets import is_secret_name, mask_url, redact, secret_values
+from ._secrets import MASK, is_secret_name, mask_url, query_pairs, secret_forms, secret_values
 from ._timeline import Timeline
 
 if TYPE_CHECKING:
@@ -132,6 +130,7 @@ class TracedTimeline(Timeline):
         "_attempt_name",
         "_call",
         "_context",
+        "_forms",
         "_method",
         "_otel_context",
         "_secret_fields",
@@ -153,6 +152,7 @@ class TracedTimeline(Timeline):
     ) -> None:
         super().__init__()
         self._secret_fields = secret_fields
+        self._forms: dict[tuple[str, ...], list[str]] = {}  # secrets -> their forms, per call
         self._trace = trace
         self._otel_context = sys.modules["opentelemetry.context"]
         self._tracer = tracer
@@ -165,7 +165,7 @@ class TracedTimeline(Timeline):
 
     def attempt_begins(self, spec: RequestSpec, attempt: int) -> Any:
         started = super().attempt_begins(spec, attempt)
-        attributes = _attempt_attributes(spec, self._method, self._secret_fields)
+        attributes = _attempt_attributes(spec, self._method, self._secret_fields, self._forms)
         if self._template is not None:
             attributes["url.template"] = self._template
         if attempt > 1:
@@ -206,7 +206,7 @@ class TracedTimeline(Timeline):
 
     def cache_hit(self, spec: RequestSpec) -> None:
         super().cache_hit(spec)
-        attributes = _attempt_attributes(spec, self._method, self._secret_fields)
+        attributes = _attempt_attributes(spec, self._method, self._secret_fields, self._forms)
         self._call.add_event("pandas_async.cache_hit", attributes)
 
     def finish(self, failed_rows: int | None = None) -> None:
@@ -236,33 +236,67 @@ def _address(authority: str) -> tuple[str, int | None]:
 
 
 def _attempt_attributes(
-    spec: RequestSpec, method: str, secret_fields: re.Pattern[str] | None = None
+    spec: RequestSpec,
+    method: str,
+    secret_fields: re.Pattern[str] | None = None,
+    forms_cache: dict[tuple[str, ...], list[str]] | None = None,
 ) -> dict[str, Any]:
     url = spec.url
-    if spec.params:
-        # A URL the sender cannot build fails the attempt there; the span keeps the base URL.
-        with contextlib.suppress(Exception):
-            url = str(httpx.URL(url).copy_merge_params(spec.params))
-    full = _masked(url, spec, secret_fields)
-    attributes: dict[str, Any] = {"http.request.method": method, "url.full": full}
-    try:
-        parts = urlsplit(url)
-        if parts.hostname:
-            attributes["server.address"] = parts.hostname
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-        if port is not None:
-            attributes["server.port"] = port
-    except ValueError:
-        pass
+    if spec.params:  # the query as sent, encoded as httpx would (what matters here: the names)
+        pairs = query_pairs(spec.params)
+        if pairs:
+            url = url.partition("#")[0] + ("&" if "?" in url else "?") + urlencode(pairs)
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.full": _masked(url, spec, secret_fields, forms_cache),
+    }
+    scheme, _, rest = url.partition("://")
+    address, port = _server(scheme, rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0])
+    if address:
+        attributes["server.address"] = address
+    if port is not None:
+        attributes["server.port"] = port
     return attributes
 
 
-def _masked(url: str, spec: RequestSpec, secret_fields: re.Pattern[str] | None) -> str:
+@functools.lru_cache(maxsize=256)
+def _server(scheme: str, authority: str) -> tuple[str, int | None]:
+    """``server.address`` and ``server.port`` of a URL's authority (few per call: cached)."""
+    try:
+        parts = urlsplit(f"{scheme}://{authority}")
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.hostname or "", port
+    except ValueError:
+        return "", None
+
+
+def _masked(
+    url: str,
+    spec: RequestSpec,
+    secret_fields: re.Pattern[str] | None,
+    forms_cache: dict[tuple[str, ...], list[str]] | None = None,
+) -> str:
     """``mask_url``, then any secret the request carries (its secret headers and params, and
-    the values of secret-named template fields), in every form a URL may hold it."""
+    the values of secret-named template fields), in every form a text may hold it."""
     found = secret_values(spec.headers, spec.params, spec.url)
     match = None if secret_fields is None else secret_fields.match(spec.url)
     if match is not None:
         found += [unquote(v) for v in match.groups() if v]
-    forms = {form for s in found for form in (s, quote(s, safe=""), quote_plus(s), quote(s))}
-    return redact(mask_url(url), forms)
+    # mask_url changes only user info and query values: a URL with neither is kept as it is.
+    masked = mask_url(url) if "?" in url or "@" in url else url
+    if not found:
+        return masked
+    key = tuple(sorted(set(found)))
+    forms = None if forms_cache is None else forms_cache.get(key)
+    if forms is None:  # the rows of a call mostly carry the same secrets: work them out once
+        every: set[str] = set()
+        for secret in key:
+            every |= secret_forms(secret)
+        forms = sorted(every, key=len, reverse=True)
+        if forms_cache is not None:
+            if len(forms_cache) >= 64:
+                forms_cache.clear()
+            forms_cache[key] = forms
+    for form in forms:
+        masked = masked.replace(form, MASK)
+    return masked
