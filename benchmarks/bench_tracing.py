@@ -12,6 +12,9 @@ Every run is a fresh subprocess fetching N rows (concurrency 50, 0 ms) from
 ``sdk``       an SDK ``TracerProvider`` with a span processor that drops every span: the cost
               of tracing on (one call span and a CLIENT span per request), export excluded.
 
+Each run also times, in-process, what a call pays to decide whether to trace (the only code
+that differs between ``absent`` and ``api``: per request, both run the same plain timeline).
+
 Rounds interleave the variants; ratios to ``absent`` are taken within a round.
 """
 
@@ -77,7 +80,27 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     report = pandas_async.last_report()
     assert report is not None and len(out) == rows
     loaded = sorted(m for m in sys.modules if m.startswith("opentelemetry"))
-    return {"cpu": cpu, "wall": wall, "requests": report.requests, "otel_modules": len(loaded)}
+    # What a call pays to decide whether to trace: the only code that differs between the
+    # variants when no span is recorded (per request, the same plain timeline runs).
+    from pandas_async._tracing import call_timeline, capture_parent
+
+    n = 20_000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        timeline = call_timeline(
+            caller="fetch", method="GET", template="/users/{user_id}", rows=1,
+            parent=capture_parent(),
+        )  # fmt: skip
+        timeline.finish(0)
+    per_call = (time.perf_counter() - t0) / n * 1e6
+    return {
+        "cpu": cpu,
+        "wall": wall,
+        "requests": report.requests,
+        "otel_modules": len(loaded),
+        "timeline": type(timeline).__name__,
+        "per_call_us": per_call,
+    }
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                 runs.append(out)
                 print(
                     f"round {rnd} {variant:<7} cpu {out['cpu']:6.2f} s  wall {out['wall']:6.2f} s"
-                    f"  {out['us']:6.1f} µs/request  opentelemetry modules {out['otel_modules']}",
+                    f"  {out['us']:6.1f} µs/request  opentelemetry modules {out['otel_modules']}"
+                    f"  {out['timeline']}: {out['per_call_us']:.1f} µs per call to decide",
                     flush=True,
                 )
     lines = [f"{args.rows:,} rows, concurrency 50, 0 ms; CPU µs per request (min-max):"]
@@ -121,10 +145,12 @@ def main(argv: list[str] | None = None) -> None:
             for r in runs
             if r["variant"] == variant and r["round"] == rnd
         ]
+        per_call = [r["per_call_us"] for r in runs if r["variant"] == variant]
         lines.append(
             f"  {variant:<7} {min(us):6.1f}-{max(us):6.1f}  "
             f"ratio to absent {min(ratios):.3f}-{max(ratios):.3f} "
-            f"(median {statistics.median(ratios):.3f})"
+            f"(median {statistics.median(ratios):.3f}); "
+            f"per call, deciding whether to trace: {min(per_call):.1f}-{max(per_call):.1f} µs"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": runs, "summary": lines}, indent=2))
