@@ -8,11 +8,9 @@ what to do with failed rows. Only cancellation (and bugs) propagate.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,12 +23,14 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from ._attempts import Attempts, HostPaused, RetryableStatus, http_cause
 from ._limiter import Limiter
 from ._options import DEFAULT_MAX_BYTES, Rate, Retry
 from ._outcome import AnswerError, Outcome
 from ._paginate import Paginator, fetch_pages
 from ._quota import parse_retry_after
 from ._requests import RequestSpec
+from ._rows import RowQueue, group_rows, hand_over_place, take_place
 from ._secrets import mask_url, redact, secret_values
 from ._timeline import Timeline
 from ._transport import (
@@ -78,61 +78,6 @@ class AnswerStore(Protocol):
     def put(self, spec: RequestSpec, answer: Answer) -> None: ...
 
 
-class _RetryableStatus(Exception):
-    def __init__(self, answer: Answer, retry_after: float | None) -> None:
-        self.answer = answer
-        self.retry_after = retry_after
-        super().__init__(_http_cause(answer))
-
-
-class _HostPaused(Exception):
-    """The host asked for a pause longer than ``Retry(max_wait=)``: fail instead of waiting."""
-
-    def __init__(self, cause: str) -> None:
-        self.cause = cause
-        super().__init__(cause)
-
-
-class _Attempts:
-    """Per-row bookkeeping across attempts."""
-
-    __slots__ = ("count", "started", "status")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.started: float | None = None
-        self.status: int | None = None  # of the latest answer
-
-
-class _Place:
-    """A runner's place in the crew; handed to a new runner when its row has to wait."""
-
-    __slots__ = ("_start_runner", "handed_over")
-
-    def __init__(self, start_runner: Callable[[], None]) -> None:
-        self._start_runner = start_runner
-        self.handed_over = False
-
-    def hand_over(self) -> None:
-        if not self.handed_over:
-            self.handed_over = True
-            self._start_runner()
-
-
-_PLACE: contextvars.ContextVar[_Place] = contextvars.ContextVar("pandas_async_place")
-
-
-def _hand_over_place() -> None:
-    """The current row is about to wait: let a new runner take the next rows meanwhile."""
-    place = _PLACE.get(None)
-    if place is not None:
-        place.hand_over()
-
-
-def _http_cause(answer: Answer) -> str:
-    return f"HTTP {answer.status_code} {answer.reason_phrase}".rstrip()
-
-
 class Engine:
     def __init__(
         self,
@@ -165,17 +110,7 @@ class Engine:
         self, specs: Sequence[RequestSpec], on_rows: OnRows | None = None
     ) -> list[Outcome]:
         on_rows = self.on_rows if on_rows is None else on_rows  # one hook per run (chunks)
-        jobs: list[tuple[RequestSpec, list[int]]] = []
-        seen: dict[Hashable, list[int]] = {}
-        for i, spec in enumerate(specs):
-            key = spec.dedupe_key() if self.policy.dedupe else None
-            if key is None:
-                jobs.append((spec, [i]))
-            elif key in seen:
-                seen[key].append(i)
-            else:
-                seen[key] = rows = [i]
-                jobs.append((spec, rows))
+        jobs = group_rows(specs, dedupe=self.policy.dedupe)
 
         outcomes: list[Outcome | None] = [None] * len(specs)
         paginate = self.policy.paginate
@@ -199,11 +134,10 @@ class Engine:
         # empty quota) is parked, not awaited, so waiting rows are never tasks. A runner whose
         # row must wait mid-way (a retry's backoff, a hold that began after it started) first
         # starts a replacement, so a waiting row never holds up the others; it ends after it.
-        queue = _RowQueue(jobs, self.limiter, finish)
+        queue = RowQueue(jobs, self.limiter, finish)
 
         async def runner(start_runner: Callable[[], None]) -> None:
-            place = _Place(start_runner)
-            _PLACE.set(place)
+            place = take_place(start_runner)
             while (job := await queue.next()) is not None:
                 spec, indices = job
                 if spec.problem is not None:  # the row's request could not be built: not sent
@@ -256,7 +190,7 @@ class Engine:
         ``kept``: an answer from the store, used instead of sending; ``look_up=False``: the
         store was already asked.
         """
-        state = _Attempts()
+        state = Attempts()
         if kept is None and look_up and self.store is not None:
             kept = self.store.get(spec)
         if kept is not None:
@@ -265,10 +199,10 @@ class Engine:
             answer = kept if kept is not None else await self._attempt_all(spec, state)
         except asyncio.CancelledError:
             raise
-        except _RetryableStatus as exc:
+        except RetryableStatus as exc:
             answer = exc.answer
-            return self._failed(spec, state, _http_cause(answer), answer.status_code), answer
-        except _HostPaused as exc:
+            return self._failed(spec, state, http_cause(answer), answer.status_code), answer
+        except HostPaused as exc:
             return self._failed(spec, state, exc.cause, state.status), None
         except Exception as exc:
             status = getattr(exc, "status", None)  # an answer too large still had a status
@@ -277,7 +211,7 @@ class Engine:
         elapsed = time.monotonic() - (state.started or time.monotonic())
         status = answer.status_code
         if answer.is_error:
-            cause = _http_cause(answer)
+            cause = http_cause(answer)
             return Outcome(None, status, cause, cause, elapsed, state.count), answer
         try:
             value = self.parse(answer)
@@ -290,7 +224,7 @@ class Engine:
             self.store.put(spec, answer)
         return Outcome(value, status, None, None, elapsed, state.count), answer
 
-    async def _attempt_all(self, spec: RequestSpec, state: _Attempts) -> Answer:
+    async def _attempt_all(self, spec: RequestSpec, state: Attempts) -> Answer:
         """The first attempt, then (only if it failed in a retryable way) tenacity's retry loop.
 
         The success path never builds a retrier: that costs more CPU than aiohttp's whole send.
@@ -302,7 +236,7 @@ class Engine:
             if self.policy.retry.attempts == 0 or not self._retryable(exc):
                 raise
             first_failure = exc
-        _hand_over_place()  # waiting to retry: let another row start meanwhile
+        hand_over_place()  # waiting to retry: let another row start meanwhile
 
         async def sleep(seconds: float) -> None:
             await self._sleep_before_retry(host, seconds)
@@ -337,7 +271,7 @@ class Engine:
             finally:
                 timeline.backoff_ends()
 
-    async def _send(self, spec: RequestSpec, host: str, state: _Attempts) -> Answer:
+    async def _send(self, spec: RequestSpec, host: str, state: Attempts) -> Answer:
         limiter = self.limiter
         gate = self.gate
         timeline = self.timeline
@@ -345,14 +279,14 @@ class Engine:
             hold = limiter.hold(host)
             if not hold.ready:
                 if hold.failure is None:
-                    _hand_over_place()  # a host on hold must not hold up rows for other hosts
+                    hand_over_place()  # a host on hold must not hold up rows for other hosts
                     timeline.cooldown_wait_begins(host)
                     try:
                         hold = await limiter.wait_ready(host)
                     finally:
                         timeline.cooldown_wait_ends(host)
                 if hold.failure is not None:
-                    raise _HostPaused(hold.failure)
+                    raise HostPaused(hold.failure)
             if limiter.paces(host):
                 timeline.limiter_wait_begins()
                 try:
@@ -386,17 +320,17 @@ class Engine:
         ):
             hold = limiter.hold(host)
             if hold.failure is not None:  # the server asked for more than max_wait
-                raise _HostPaused(hold.failure)
+                raise HostPaused(hold.failure)
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
-            raise _RetryableStatus(answer, retry_after)
+            raise RetryableStatus(answer, retry_after)
         return answer
 
     def _retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, _RetryableStatus) or is_transient(exc)
+        return isinstance(exc, RetryableStatus) or is_transient(exc)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
+        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
             return min(exc.retry_after, self.policy.retry.max_wait)
         return float(self._backoff(state))
 
@@ -406,7 +340,7 @@ class Engine:
         exc = state.outcome.exception() if state.outcome else None
         cause = (
             str(exc)
-            if isinstance(exc, _RetryableStatus)
+            if isinstance(exc, RetryableStatus)
             else describe_exception(exc or Exception())
         )
         logger.debug(
@@ -421,7 +355,7 @@ class Engine:
     def _failed(
         self,
         spec: RequestSpec,
-        state: _Attempts,
+        state: Attempts,
         cause: str,
         status: int | None,
         exc: BaseException | None = None,
@@ -433,66 +367,6 @@ class Engine:
             text = f"{cause}: {detail[:200]}"
         logger.debug("%s %s failed: %s (%s)", spec.method, mask_url(spec.url), cause, detail)
         return Outcome(None, status, text, cause, elapsed, state.count)
-
-
-Job = tuple[RequestSpec, list[int]]  # a request and the rows that share its answer
-
-
-class _RowQueue:
-    """Hands rows to runners in order; parks the rows of a host on hold until it is free.
-
-    A parked row is a tuple in a deque, not a task: a cool-down of 100,000 rows costs what the
-    rows already cost. A host on hold for longer than ``Retry(max_wait=)`` fails its rows.
-    """
-
-    def __init__(
-        self,
-        jobs: list[Job],
-        limiter: Limiter,
-        finish: Callable[[list[int], Outcome], Awaitable[None]],
-    ) -> None:
-        self._jobs: Iterator[Job] = iter(jobs)
-        self._limiter = limiter
-        self._finish = finish
-        self._parked: dict[str, collections.deque[Job]] = {}
-
-    async def next(self) -> Job | None:
-        limiter = self._limiter
-        while True:
-            wait: float | None = None
-            for host, queue in list(self._parked.items()):
-                hold = limiter.hold(host)
-                if hold.ready:
-                    job = queue.popleft()
-                    if not queue:
-                        del self._parked[host]
-                    return job
-                if hold.failure is not None:
-                    del self._parked[host]
-                    for _, rows in queue:
-                        await self._finish(rows, _not_sent(hold.failure))
-                elif hold.wait is not None:
-                    wait = hold.wait if wait is None else min(wait, hold.wait)
-            fresh = next(self._jobs, None)
-            if fresh is None:
-                if not self._parked:
-                    return None
-                await limiter.wait_change(wait)
-                continue
-            if fresh[0].problem is not None:
-                return fresh  # fails without a request: nothing to wait for
-            host = fresh[0].host
-            hold = limiter.hold(host)
-            if hold.ready:
-                return fresh
-            if hold.failure is not None:
-                await self._finish(fresh[1], _not_sent(hold.failure))
-            else:
-                self._parked.setdefault(host, collections.deque()).append(fresh)
-
-
-def _not_sent(cause: str) -> Outcome:
-    return Outcome(None, None, f"not sent: {cause}", cause, 0.0, 0)
 
 
 async def fetch_all(
