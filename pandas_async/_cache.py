@@ -57,6 +57,7 @@ _FORMAT = 1  # bump when the key's canonical form or the stored record changes
 _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
 _BATCH = 500  # answers per write transaction
 _FLUSH_SECONDS = 1.0  # ...or sooner, so a long call keeps what it fetched if it is killed
+_FLUSH_BYTES = 16 * 1024 * 1024  # ...or once this much body waits: memory bounded per batch
 _READ_CHUNK = 256  # keys per SELECT ... IN (...)
 _MMAP_BYTES = 256 * 1024 * 1024
 _SKIPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -170,6 +171,7 @@ class AnswerCache:
             )
             self._client_secrets = _client_secrets(client)
         self._pending: list[tuple[Any, ...]] = []
+        self._pending_bytes = 0
         self._last_flush = time.monotonic()
         self._db = self._open(folder)
 
@@ -302,13 +304,18 @@ class AnswerCache:
             (self.key(spec), self._clock(), answer.status_code, answer.reason_phrase,
              headers, url, body)
         )  # fmt: skip
-        if len(self._pending) >= _BATCH or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+        self._pending_bytes += len(body)
+        if (
+            len(self._pending) >= _BATCH
+            or self._pending_bytes >= _FLUSH_BYTES
+            or time.monotonic() - self._last_flush > _FLUSH_SECONDS
+        ):
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
         self._last_flush = time.monotonic()
         try:
             with self._db:  # one transaction for the batch

@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 
 import pandas_async
-from pandas_async._cache import FILE_NAME, default_cache_folder
+from pandas_async._cache import FILE_NAME, AnswerCache, default_cache_folder
+from pandas_async._outcome import Answer
+from pandas_async._requests import RequestSpec
 from tests.helpers import unique, users_frame
 from tests.server import TestServer
 
@@ -367,3 +369,15 @@ def test_a_row_that_cannot_be_sent_is_not_looked_up(server: TestServer, tmp_path
         out = frame.aapi.fetch(url, params={"note": "{note}"}, cache=tmp_path, errors="collect")
         assert out["_status"].tolist()[0] == 200 and out["_error"].notna().tolist() == [False, True]
     assert server.count() == 1
+
+
+def test_large_answers_are_written_before_the_batch_is_full(tmp_path: Path) -> None:
+    cache = AnswerCache(tmp_path)
+    body = b"x" * (7 * 1024 * 1024)
+    try:
+        for i in range(3):  # 21 MB waiting: over the 16 MB a batch may hold in memory
+            spec = RequestSpec("GET", f"http://127.0.0.1:1/big/{i}")
+            cache.put(spec, Answer(200, "OK", {}, body, "GET", spec.url))
+        assert entries(tmp_path) == 3  # committed while the cache is still open
+    finally:
+        cache.close()
