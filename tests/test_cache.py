@@ -293,7 +293,10 @@ _WRITER = textwrap.dedent(
     base, folder, start, first, last = sys.argv[1:6]
     frame = pd.DataFrame({"user_id": range(int(first), int(last))})
     time.sleep(max(0.0, float(start) - time.time()))  # both processes start together
-    frame.aapi.fetch(base + "/users/{user_id}", cache=folder, concurrency=20, progress=False)
+    frame.aapi.fetch(
+        base + "/users/{user_id}", cache=folder, concurrency=20, progress=False, timeout=60,
+        retries=pandas_async.Retry(attempts=5, backoff=0.05),
+    )  # generous: a loaded CI machine must not fail a row
     report = pandas_async.last_report()
     print(report.ok_rows, report.cache_hits)  # one may read what the other already kept
     """
@@ -303,9 +306,9 @@ _WRITER = textwrap.dedent(
 @pytest.mark.subprocess
 def test_two_processes_share_one_folder(server: TestServer, tmp_path: Path) -> None:
     folder = tmp_path / "shared"  # created by the processes themselves, at the same moment
-    start = str(time.time() + 2.0)
+    start = str(time.time() + 3.0)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ranges = [(1, 701), (300, 1001)]  # overlapping: both write ids 300..700
+    ranges = [(1, 401), (200, 601)]  # overlapping: both write ids 200..400
     children = [
         subprocess.Popen(
             [sys.executable, "-c", _WRITER, server.url, str(folder), start, str(a), str(b)],
@@ -317,19 +320,17 @@ def test_two_processes_share_one_folder(server: TestServer, tmp_path: Path) -> N
         for a, b in ranges
     ]
     for child, (a, b) in zip(children, ranges, strict=True):
-        out, err = child.communicate(timeout=90)
+        out, err = child.communicate(timeout=240)
         assert child.returncode == 0, err
         ok_rows, _hits = map(int, out.split())
         assert ok_rows == b - a
-    assert entries(folder) == 1000
+    assert entries(folder) == 600
     with sqlite3.connect(folder / FILE_NAME) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     server.reset()
-    out = users_frame(list(range(1, 1001))).aapi.fetch(
-        server.url + "/users/{user_id}", cache=folder
-    )
+    out = users_frame(list(range(1, 601))).aapi.fetch(server.url + "/users/{user_id}", cache=folder)
     assert server.count() == 0
-    assert out["name"].tolist() == [f"User {n}" for n in range(1, 1001)]
+    assert out["name"].tolist() == [f"User {n}" for n in range(1, 601)]
 
 
 def test_bad_cache_options_fail_before_any_request(server: TestServer, tmp_path: Path) -> None:
