@@ -187,12 +187,11 @@ class AnswerCache:
             db = sqlite3.connect(
                 path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
-            db.execute("PRAGMA journal_mode=WAL")
+            _set_up(db)
             db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
             # Reads through a memory map: a hit's B-tree pages without a read() call each
             # (measured: 38 -> 14 µs per batched read of a 42 MB file).
             db.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
-            db.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise OSError(
                 f"cache={str(folder)!r}: cannot use this folder for the answer cache ({exc})"
@@ -334,6 +333,21 @@ class AnswerCache:
             self.flush()
         finally:
             self._db.close()
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """WAL mode and the table. Two processes opening a new file at once: switching the journal
+    mode can fail with "database is locked" at once (SQLite does not wait there), so retry."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class _KeptAnswer(Answer):
