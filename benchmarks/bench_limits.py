@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--latencies", default=",".join(map(str, LATENCIES)))
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--update", action="store_true", help="replace only these runs in an earlier limits.json"
+    )
     args = parser.parse_args()
     results = []
     for kind in args.kinds.split(","):
@@ -143,6 +146,15 @@ def main() -> None:
                 results.append(result)
                 print(table([result]).splitlines()[-1], flush=True)
     args.out.mkdir(exist_ok=True)
+    if args.update and (args.out / "limits.json").exists():
+        fresh = {(r["kind"], r["setting"], r["latency"]) for r in results}
+        earlier = json.loads((args.out / "limits.json").read_text())
+        kept = [r for r in earlier if (r["kind"], r["setting"], r["latency"]) not in fresh]
+        order = {kind: i for i, kind in enumerate(KINDS)}
+        results = sorted(
+            kept + results,
+            key=lambda r: (order[r["kind"]], SETTINGS.index(r["setting"]), r["latency"]),
+        )
     (args.out / "limits.json").write_text(json.dumps(results, indent=1) + "\n")
     text = f"{args.rows} rows per run, servers at {args.limit}/s, concurrency 10\n\n"
     (args.out / "limits.md").write_text(text + table(results) + "\n")

@@ -62,7 +62,7 @@ READY = Hold()
 class Ticket:
     """One request on its way: what the limiter needs to learn from its answer."""
 
-    __slots__ = ("host", "new_connection", "probe", "sent_at", "waited")
+    __slots__ = ("host", "new_connection", "probe", "sent_at", "seq", "waited")
 
     def __init__(
         self, host: _Host, sent_at: float, probe: bool, waited: float, new_connection: bool
@@ -72,6 +72,7 @@ class Ticket:
         self.probe = probe
         self.waited = waited  # seconds spent pacing before the send
         self.new_connection = new_connection  # likely: more in flight than ever before
+        self.seq = host.sent  # requests sent to the host so far, this one included
 
 
 class _Host:
@@ -79,12 +80,13 @@ class _Host:
 
     __slots__ = (
         "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
-        "pace_gcra", "pause_cause", "pause_until", "probe_out", "quota",
+        "pace_gcra", "pause_cause", "pause_until", "probe_out", "quota", "sent",
     )  # fmt: skip
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.in_flight = 0
+        self.sent = 0  # requests sent so far
         self.connections = 0  # the most requests ever in flight: connections the pool keeps
         self.lock = asyncio.Lock()  # first come, first served through the host's pace
         self.pace: LearnedPace | None = None  # set once the host throttles
@@ -233,7 +235,10 @@ class Limiter:
     async def _nap(self, delay: float) -> float:
         """Wait ``delay`` seconds, or less when an answer came back (it may free a place)."""
         started = self.clock()
-        await self.wait_change(delay)
+        if delay < 0.005:
+            await asyncio.sleep(delay)  # too short to be worth waking early
+        else:
+            await self.wait_change(delay)
         return self.clock() - started
 
     def _call_delay(self, host: _Host, now: float) -> float:
@@ -257,6 +262,7 @@ class Limiter:
             host.probe_out = True
         host.quota.take()
         host.in_flight += 1
+        host.sent += 1
         new_connection = host.in_flight > host.connections
         if new_connection:
             host.connections = host.in_flight
@@ -291,7 +297,8 @@ class Limiter:
         quota = parse_quota(headers, wall=self.wall()) if _may_have_quota(headers) else None
         if quota is not None:
             reset_at = None if quota.reset_in is None else now + quota.reset_in
-            host.quota.observe(quota.remaining, reset_at, host.in_flight, now)
+            sent_since = host.sent - ticket.seq
+            host.quota.observe(quota.remaining, reset_at, sent_since, now)
             if quota.remaining <= 0 and reset_at is not None:
                 throttled = throttled or status == 429
                 if self.on_pause is not None:

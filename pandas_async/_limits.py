@@ -168,7 +168,7 @@ class LearnedPace:
         self._cut_at = now
 
     def on_success(self) -> None:
-        step = 1.0  # slow start
+        step = max(1.0, self.rate / 10)  # slow start: +1/s, then +10% per fine answer
         if not self.slow_start:
             step = max(1.0 / self.rate, (0.95 * self.peak - self.rate) / 10)
         self.rate = self._bounded(self.rate + step)
@@ -180,8 +180,8 @@ class LearnedPace:
 class QuotaBudget:
     """Sends left in a server's quota window, from its headers (``X-RateLimit-Remaining``...).
 
-    An answer's remaining count was taken when the server handled it; requests still in flight
-    may or may not be counted in it, so they are taken off (never more in flight than the quota
+    An answer's remaining count was taken when the server handled it; requests sent after it
+    may not be counted in it yet, so they are taken off (never more in flight than the quota
     left). Within one window the budget only goes down; a new window (after ``reset_at``) starts
     unknown, so the next answer sets it afresh.
     """
@@ -192,16 +192,17 @@ class QuotaBudget:
         self.left: int | None = None  # None: unknown, no limit known
         self.reset_at: float | None = None
 
-    def observe(
-        self, remaining: int, reset_at: float | None, others_in_flight: int, now: float
-    ) -> None:
+    def observe(self, remaining: int, reset_at: float | None, sent_since: int, now: float) -> None:
+        """An answer says ``remaining``; ``sent_since`` requests went out after its request did
+        (the server may not have counted them yet when it answered)."""
         if reset_at is not None and reset_at <= now:
             return  # an answer from a window that is already over
         self._expire(now)
-        budget = remaining - others_in_flight
+        budget = remaining - sent_since
         self.left = budget if self.left is None else min(self.left, budget)
         if reset_at is not None:
-            self.reset_at = reset_at
+            # Resets in whole seconds are rounded up: the earliest one heard is the closest.
+            self.reset_at = reset_at if self.reset_at is None else min(self.reset_at, reset_at)
 
     def take(self) -> None:
         if self.left is not None:

@@ -156,7 +156,8 @@ class LimiterServer:
             if now < self._banned_until:
                 self.seen.banned += 1
                 return 418, {"Retry-After": str(math.ceil(self._banned_until - now))}, 0.0
-            if self._told_at + BAN_GRACE < now < self._told_until:
+            # A request sent before the 429 could reach the client was already on its way.
+            if self._told_at + BAN_GRACE + self.latency < now < self._told_until:
                 self._banned_until = now + self.ban
                 self.seen.banned += 1
                 return 418, {"Retry-After": str(math.ceil(self.ban))}, 0.0
@@ -197,7 +198,8 @@ class LimiterServer:
         now, wall = time.monotonic(), time.time()
         with self._lock:
             seen = self.seen
-            if any(at + BAN_GRACE < now < until - 0.02 for at, until in seen.pauses[-3:]):
+            grace = BAN_GRACE + self.latency  # the client hears of the pause only then
+            if any(at + grace < now < until - 0.02 for at, until in seen.pauses[-3:]):
                 seen.early += 1
             seen.arrivals.append(now)
             status, headers, delay = self._decide(now, wall)

@@ -101,17 +101,19 @@ def test_learned_pace_cuts_once_per_burst_and_grows_back() -> None:
 def test_quota_budget() -> None:
     quota = QuotaBudget()
     assert quota.wait(0.0, in_flight=0) == 0
-    quota.observe(remaining=3, reset_at=1.0, others_in_flight=2, now=0.1)
-    assert quota.left == 1  # two in flight may not be counted yet
+    quota.observe(remaining=3, reset_at=1.0, sent_since=2, now=0.1)
+    assert quota.left == 1  # two sent after it may not be counted yet
     quota.take()
     assert quota.wait(0.2, in_flight=3) == pytest.approx(0.8)
-    quota.observe(remaining=5, reset_at=0.5, others_in_flight=0, now=0.6)  # stale: ignored
+    quota.observe(remaining=5, reset_at=0.5, sent_since=0, now=0.6)  # stale: ignored
+    quota.observe(remaining=0, reset_at=1.4, sent_since=0, now=0.6)  # rounded up: 1.0 holds
+    assert quota.reset_at == 1.0
     assert quota.wait(1.0, in_flight=0) == 0  # reset: unknown again, one may go
 
 
 def test_quota_without_reset_waits_for_answers_in_flight() -> None:
     quota = QuotaBudget()
-    quota.observe(remaining=0, reset_at=None, others_in_flight=1, now=0.0)
+    quota.observe(remaining=0, reset_at=None, sent_since=1, now=0.0)
     assert quota.wait(0.0, in_flight=1) is None
     assert quota.wait(0.0, in_flight=0) == 0
 
