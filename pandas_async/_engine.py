@@ -24,6 +24,7 @@ from tenacity import (
 )
 
 from ._attempts import Attempts, HostPaused, RetryableStatus, http_cause
+from ._failures import describe_exception, is_transient
 from ._limiter import Limiter
 from ._options import DEFAULT_MAX_BYTES, Rate, Retry
 from ._outcome import AnswerError, Outcome
@@ -33,15 +34,7 @@ from ._requests import RequestSpec
 from ._rows import RowQueue, group_rows, hand_over_place, take_place
 from ._secrets import mask_url, redact, secret_values
 from ._timeline import Timeline
-from ._transport import (
-    AiohttpSender,
-    Answer,
-    Http2Sender,
-    HttpxSender,
-    Sender,
-    describe_exception,
-    is_transient,
-)
+from ._transport import AiohttpSender, Answer, Http2Sender, HttpxSender, Sender
 
 __all__ = ["AnswerStore", "EnginePolicy", "OnRows", "fetch_all", "fetch_chunks"]
 

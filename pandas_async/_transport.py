@@ -11,20 +11,18 @@ aiohttp transport, against ~150 us for aiohttp alone: httpx's request/response m
 handling and client machinery dominate. So the default path builds the URL with httpx (same
 encoding of params as a user client gets) and hands it to aiohttp *as encoded* (a plain string
 would let yarl decode ``%2E%2E`` and resolve it); an ``httpx.Response`` is built only when
-something asks for one. aiohttp errors are mapped to their httpx counterparts once, here.
+something asks for one. aiohttp errors are mapped to their httpx counterparts once, by
+``_failures``; bodies are read within ``max_bytes`` by ``_bodies``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import re
 import ssl
 import time
 import urllib.request
-import zlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -32,6 +30,8 @@ import httpx
 import yarl
 from aiohttp.helpers import get_env_proxy_for_url
 
+from ._bodies import aiohttp_chunks, httpx_decoders, inflated, read_capped
+from ._failures import Unrecoverable, as_httpx_error, explain, too_large, undecodable
 from ._options import DEFAULT_MAX_BYTES, UNSET
 from ._outcome import Answer
 from ._redirects import (
@@ -52,29 +52,11 @@ __all__ = [
     "Http2Sender",
     "HttpxSender",
     "Sender",
-    "Unrecoverable",
-    "describe_exception",
-    "is_transient",
+    "tls_context",
 ]
 
 USER_AGENT = "pandas-async"
 
-# Most specific first: the first match wins.
-_ERROR_MAP: tuple[tuple[type[BaseException], type[httpx.RequestError]], ...] = (
-    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
-    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
-    (TimeoutError, httpx.ReadTimeout),
-    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
-    (aiohttp.ClientConnectorError, httpx.ConnectError),
-    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.TooManyRedirects, httpx.TooManyRedirects),
-    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.ReadError),
-    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
-    (aiohttp.ClientOSError, httpx.ReadError),
-    (aiohttp.ClientConnectionError, httpx.NetworkError),
-    (aiohttp.ClientError, httpx.TransportError),
-)
 # An absolute URL made only of characters that need no encoding (RFC 3986), and valid escapes.
 # Possessive runs (++, *+): the engine takes a run of plain characters in one step and never
 # backtracks into it (the two branches share no character), 3-24x less CPU than one character
@@ -94,142 +76,6 @@ def _redirect_target(current: yarl.URL, location: str, url: str) -> yarl.URL:
             request=httpx.Request("GET", url),
         )
     return target
-
-
-class Unrecoverable(Exception):
-    """A failure another attempt cannot heal, told in words; never retried.
-
-    ``cause`` is what failures are counted by (``"answer too large"``), ``str()`` the detail a
-    user acts on, ``status`` the HTTP status when an answer had begun.
-    """
-
-    def __init__(self, cause: str, detail: str = "", status: int | None = None) -> None:
-        self.cause = cause
-        self.status = status
-        super().__init__(detail)
-
-
-def too_large(limit: int, status: int | None) -> Unrecoverable:
-    return Unrecoverable(
-        "answer too large",
-        f"more than {limit:,} bytes after decompression (max_bytes={limit}); stopped reading. "
-        "Raise max_bytes= or pass max_bytes=None to lift the limit",
-        status,
-    )
-
-
-def undecodable(encoding: str, status: int | None) -> Unrecoverable:
-    hint = {
-        "br": "install the brotli package to read it",
-        "zstd": "install the zstandard package to read it",
-    }.get(encoding, "the body is not in the encoding its header declares")
-    return Unrecoverable(
-        f"undecodable body (content-encoding: {encoding})",
-        f"the answer says Content-Encoding: {encoding}, which could not be decoded; {hint}",
-        status,
-    )
-
-
-_ENCODING_IN_MESSAGE = re.compile(r"content-encoding: (?:[\w-]+ \()?([\w-]+)\)?", re.IGNORECASE)
-
-
-def explain(exc: BaseException) -> Unrecoverable | None:
-    """The cause buried in a transport failure's chain, when no retry can heal it: an untrusted
-    certificate, no file descriptors left, a body in an encoding that cannot be decoded."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            # aiohttp's ClientConnectorCertificateError is one too, with ssl's error inside
-            inner = getattr(current, "certificate_error", current)
-            detail = getattr(inner, "verify_message", None) or str(inner)
-            return Unrecoverable(
-                "certificate verify failed",
-                f"{detail}; the server's TLS certificate is not trusted. Fix the certificate, "
-                "or pass client=httpx.AsyncClient(verify=...) with the CA that signed it",
-            )
-        if isinstance(current, OSError) and current.errno == errno.EMFILE:
-            return Unrecoverable(
-                "Too many open files",
-                "the process ran out of file descriptors; lower concurrency= or raise the "
-                "limit (ulimit -n)",
-            )
-        message = str(current)
-        if "decode content-encoding" in message or isinstance(current, httpx.DecodingError):
-            found = _ENCODING_IN_MESSAGE.search(message)
-            return undecodable(found.group(1).lower() if found else "unknown", None)
-        current = current.__cause__ or current.__context__
-    return None
-
-
-async def read_capped(chunks: AsyncIterator[bytes], limit: int, status: int) -> bytes:
-    """The whole body, or ``Unrecoverable`` as soon as it passes ``limit`` bytes: what was read
-    so far is dropped, never the whole answer held."""
-    parts: list[bytes] = []
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            # Drop what was read now: the exception's traceback keeps this frame alive for as
-            # long as anyone holds the exception (measured: peaks of 1.3 to 2.4 GB without it).
-            parts.clear()
-            raise too_large(limit, status)
-        parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-async def _aiohttp_chunks(response: aiohttp.ClientResponse, first: bytes) -> AsyncIterator[bytes]:
-    """The decoded body as it arrives, ``first`` already read (aiohttp inflates gzip in bounded
-    steps)."""
-    yield first
-    while chunk := await response.content.readany():
-        yield chunk
-
-
-# Inflating one network read at once can make 64 MiB of a 64 KiB gzip read: inflate in steps.
-_INFLATE_STEP = 1 << 20
-
-
-async def _inflated(raw: AsyncIterator[bytes], encoding: str, status: int) -> AsyncIterator[bytes]:
-    """A gzip or deflate body, inflated at most ``_INFLATE_STEP`` bytes at a time (httpx's own
-    decoder inflates each network read whole)."""
-    inflater: Any = None
-    try:
-        async for data in raw:
-            if inflater is None:
-                if encoding == "deflate" and data[:1] and data[0] & 0x0F != 8:
-                    inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as servers send
-                else:
-                    gzip = encoding in ("gzip", "x-gzip")
-                    inflater = zlib.decompressobj(zlib.MAX_WBITS | (16 if gzip else 0))
-            while True:
-                out = inflater.decompress(data, _INFLATE_STEP)
-                if out:
-                    yield out
-                data = inflater.unconsumed_tail
-                if not data and len(out) < _INFLATE_STEP:
-                    break
-        if inflater is not None and (tail := inflater.flush()):
-            yield tail
-    except zlib.error:
-        raise undecodable(encoding, status) from None
-
-
-def _httpx_decoders() -> frozenset[str]:
-    try:
-        from httpx._decoders import SUPPORTED_DECODERS  # brotli/zstd only when installed
-    except ImportError:  # pragma: no cover - a future httpx
-        return frozenset({"identity", "gzip", "deflate"})
-    return frozenset(SUPPORTED_DECODERS)
-
-
-def _as_httpx_error(exc: BaseException, url: str) -> httpx.RequestError | None:
-    """The httpx counterpart of an aiohttp failure (None: not a transport failure)."""
-    for source, target in _ERROR_MAP:
-        if isinstance(exc, source):
-            return target(str(exc) or source.__name__, request=httpx.Request("GET", url))
-    return None
 
 
 class Sender:
@@ -259,7 +105,7 @@ class HttpxSender(Sender):
         self._timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else httpx.Timeout(timeout)
         self._whole = None if timeout is None or isinstance(timeout, httpx.Timeout) else timeout
         self._max_bytes = max_bytes
-        self._decoders = _httpx_decoders()
+        self._decoders = httpx_decoders()
 
     async def send(self, spec: RequestSpec) -> Answer:
         headers = spec.headers
@@ -333,7 +179,7 @@ class HttpxSender(Sender):
                 if not encoding and length.isdigit() and int(length) > self._max_bytes:
                     raise too_large(self._max_bytes, response.status_code)  # before a byte
                 body = (
-                    _inflated(response.aiter_raw(), encoding, response.status_code)
+                    inflated(response.aiter_raw(), encoding, response.status_code)
                     if encoding in ("gzip", "x-gzip", "deflate")
                     else response.aiter_bytes()
                 )
@@ -484,7 +330,7 @@ class AiohttpSender(Sender):
                 explained = explain(exc)
                 if explained is not None:
                     raise explained from exc
-                mapped = _as_httpx_error(exc, url)
+                mapped = as_httpx_error(exc, url)
                 if mapped is None:  # pragma: no cover - ClientError is the last entry of the map
                     raise
                 raise mapped from exc
@@ -529,7 +375,7 @@ class AiohttpSender(Sender):
                 if len(first) > limit:
                     raise too_large(limit, response.status)
                 return first
-            return await read_capped(_aiohttp_chunks(response, first), limit, response.status)
+            return await read_capped(aiohttp_chunks(response, first), limit, response.status)
         except Unrecoverable:
             response.close()  # the rest of the body is not wanted: drop the connection
             raise
@@ -543,19 +389,3 @@ def tls_context() -> ssl.SSLContext:
     """certifi's CAs, as httpx uses, verified. Made once per process, on the first https request:
     loading the CA bundle costs ~20 ms of CPU, which a call to an http:// API never pays."""
     return httpx.create_ssl_context()
-
-
-_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A connection error or timeout: worth another attempt."""
-    return isinstance(exc, _TRANSIENT)
-
-
-def describe_exception(exc: BaseException) -> str:
-    """A short, stable name for a failure: ``ReadTimeout``, ``ConnectError``, or the cause of
-    an ``Unrecoverable`` in words (``answer too large``)."""
-    if isinstance(exc, Unrecoverable):
-        return exc.cause
-    return type(exc).__name__
