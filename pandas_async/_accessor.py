@@ -5,6 +5,7 @@ pandas creates an accessor object on every attribute access, so nothing is kept 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,28 +110,21 @@ class _Job:
         )
         outcomes: list[Outcome] | None = None
         try:
-            if chunks is None:
-                outcomes = await fetch_all(
-                    self.specs,
-                    client=o.client,
-                    policy=policy,
-                    parse=make_parser(o.parse),
-                    on_done=progress.update,
-                    timeline=timeline,
-                    on_rows=on_rows,
-                    store=cache,
-                )
-            else:
-                outcomes = await fetch_chunks(
-                    chunks,
-                    client=o.client,
-                    policy=policy,
-                    parse=make_parser(o.parse),
-                    on_done=progress.update,
-                    timeline=timeline,
-                    on_rows=on_rows,
-                    store=cache,
-                )
+            # All rows at once, or a sink's batches through one engine: the same options either way.
+            run = (
+                functools.partial(fetch_all, self.specs)
+                if chunks is None
+                else functools.partial(fetch_chunks, chunks)
+            )
+            outcomes = await run(
+                client=o.client,
+                policy=policy,
+                parse=make_parser(o.parse),
+                on_done=progress.update,
+                timeline=timeline,
+                on_rows=on_rows,
+                store=cache,
+            )
         finally:
             progress.close()
             if cache is not None:
