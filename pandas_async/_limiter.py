@@ -306,11 +306,9 @@ class Limiter:
         if throttled:
             self._throttled(host, ticket, now)
         if self.window is not None:
-            if status == 429:
-                # Refused, so not counted by the server (nginx, token buckets): a window server
-                # that counts refusals never refuses rate='N/period' in the first place.
-                self.window.forget(ticket.sent_at)
-            elif ticket.new_connection:
+            # A refused request stays counted: the server saw it arrive, and rate= promises
+            # at most N arrivals in any window, refused or not.
+            if ticket.new_connection:
                 # Opening the connection may have delayed its arrival past the margin.
                 self.window.restamp(ticket.sent_at, now)
         elif status < 400:

@@ -13,7 +13,6 @@ botocore's adaptive retry mode composes a token bucket, a rate calculator and a 
 from __future__ import annotations
 
 import collections
-import contextlib
 import math
 
 __all__ = [
@@ -64,11 +63,6 @@ class SendWindow:
 
     def record(self, now: float) -> None:
         self._sent.append(now)  # maxlen drops the oldest
-
-    def forget(self, sent_at: float) -> None:
-        """A send the server refused (429) and so did not count: it frees its place."""
-        with contextlib.suppress(ValueError):
-            self._sent.remove(sent_at)
 
     def restamp(self, sent_at: float, answered_at: float) -> None:
         """Count a send from its answer instead: it may have reached the server that late.

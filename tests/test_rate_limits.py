@@ -48,12 +48,9 @@ def test_send_window_counts_from_sends() -> None:
     assert window.delay(1.05) == pytest.approx(0.07)
 
 
-def test_send_window_forgets_refusals_and_restamps_late_arrivals() -> None:
+def test_send_window_restamps_late_arrivals() -> None:
     window = SendWindow(2, 1.0, margin=0.0)
     window.record(0.0)
-    window.record(0.1)
-    window.forget(0.1)  # a 429: the server did not count it
-    assert window.delay(0.2) == 0
     window.record(0.2)
     window.restamp(0.0, 0.5)  # it may have reached the server only at 0.5
     assert window.delay(0.6) == pytest.approx(0.6)  # 0.2 is now the oldest
@@ -191,8 +188,11 @@ def test_rate_against_every_kind_of_server(kind: str, options: dict[str, object]
         # a busy machine an arrival may come a few ms early once or twice after that.
         assert server.seen.refused <= 9 + 2, server.describe()
         assert server.seen.banned == 0
-        assert wall <= 1.10 * IDEAL + 0.05 + SLACK
-        assert server.most_in_any_window(accepted=True) <= LIMIT
+        # The server sees at most N arrivals in any second, refused ones included: a burst
+        # the server refused still used the first window, so the rest start a window later.
+        assert server.most_in_any_window() <= LIMIT, server.describe()
+        first_window = 1.0 if server.seen.refused else 0.0
+        assert wall <= first_window + 1.10 * IDEAL + 0.05 + SLACK
 
 
 def test_burst_1_spaces_starts_evenly_for_a_leaky_bucket() -> None:
