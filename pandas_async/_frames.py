@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from ._flatten import normalize_records as _normalize
 from ._outcome import Answer, AnswerError, Outcome
 from ._secrets import mask_text, mask_url, redact, secret_values
 
@@ -279,12 +280,6 @@ def assemble(
     result.index = index
     failures = Counter(o.cause or "error" for o in outcomes if not o.ok)
     return Assembled(result, failures, outcome_cols_named)
-
-
-def _normalize(records: list[dict[str, Any]], *, sep: str, max_level: int | None) -> pd.DataFrame:
-    if not records:
-        return pd.DataFrame(index=pd.RangeIndex(0))
-    return pd.json_normalize(records, sep=sep, max_level=max_level)
 
 
 def _normalize_owned(
