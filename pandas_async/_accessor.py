@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from ._cache import AnswerCache, resolve_cache_folder
+from ._calls import fetch_all, fetch_chunks
 from ._defaults import apply_defaults
-from ._engine import EnginePolicy, OnRows, fetch_all, fetch_chunks
+from ._engine import EnginePolicy, OnRows
 from ._errors import FetchError
 from ._frames import make_parser
+from ._heap import heap_set_aside
 from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
 from ._paginate import check_paginate
@@ -116,15 +118,16 @@ class _Job:
                 if chunks is None
                 else functools.partial(fetch_chunks, chunks)
             )
-            outcomes = await run(
-                client=o.client,
-                policy=policy,
-                parse=make_parser(o.parse),
-                on_done=progress.update,
-                timeline=timeline,
-                on_rows=on_rows,
-                store=cache,
-            )
+            with heap_set_aside():  # see _heap: the heap from before is not walked again
+                outcomes = await run(
+                    client=o.client,
+                    policy=policy,
+                    parse=make_parser(o.parse),
+                    on_done=progress.update,
+                    timeline=timeline,
+                    on_rows=on_rows,
+                    store=cache,
+                )
         finally:
             progress.close()
             if cache is not None:
@@ -144,17 +147,18 @@ class _Job:
 
     def finish(self, outcomes: list[Outcome]) -> pd.DataFrame:
         o = self.options
-        assembled = assemble_typed(
-            self.frame,
-            outcomes,
-            o.schema,
-            how=o.how,
-            record_path=o.record_path,
-            meta=o.meta,
-            max_level=o.max_level,
-            sep=o.sep,
-            prefix=o.prefix,
-        )
+        with heap_set_aside():  # the answers are not garbage: no full collection walks them
+            assembled = assemble_typed(
+                self.frame,
+                outcomes,
+                o.schema,
+                how=o.how,
+                record_path=o.record_path,
+                meta=o.meta,
+                max_level=o.max_level,
+                sep=o.sep,
+                prefix=o.prefix,
+            )
         if o.errors == "collect":
             return assembled.frame
         if assembled.failures:

@@ -1,8 +1,9 @@
 """Async fan-out: concurrency gate, rate limiter, retries, cool-down, dedupe. No pandas here.
 
-``fetch_all(specs, ...)`` sends one request per spec (identical GETs once) and returns one
+``Engine.run(specs)`` sends one request per spec (identical GETs once) and returns one
 ``Outcome`` per spec, in order. A failure is an outcome, never an exception: the caller decides
-what to do with failed rows. Only cancellation (and bugs) propagate.
+what to do with failed rows. Only cancellation (and bugs) propagate. ``_calls`` chooses the
+sender and runs the engine over a whole call or a sink's chunks.
 """
 
 from __future__ import annotations
@@ -10,33 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from ._attempts import Attempts, HostPaused, RetryableStatus, http_cause
-from ._failures import describe_exception, is_transient
+from ._failures import describe_exception
 from ._limiter import Limiter
 from ._options import DEFAULT_MAX_BYTES, Rate, Retry
 from ._outcome import AnswerError, Outcome
 from ._paginate import Paginator, fetch_pages
 from ._quota import parse_retry_after
 from ._requests import RequestSpec
+from ._retrying import Retries
 from ._rows import RowQueue, group_rows, hand_over_place, take_place
 from ._secrets import mask_url, redact, secret_values
 from ._timeline import Timeline
-from ._transport import AiohttpSender, Answer, Http2Sender, HttpxSender, Sender
+from ._transport import Answer, Sender
 
-__all__ = ["AnswerStore", "EnginePolicy", "OnRows", "fetch_all", "fetch_chunks"]
+__all__ = ["AnswerStore", "Engine", "EnginePolicy", "OnRows"]
 
 logger = logging.getLogger("pandas_async")
 _KEPT_CHUNK = 256  # rows looked up in the answer store at once
@@ -71,6 +66,39 @@ class AnswerStore(Protocol):
     def put(self, spec: RequestSpec, answer: Answer) -> None: ...
 
 
+class _Done:
+    """One run's finished rows: their outcomes in place, and the hooks told of each."""
+
+    __slots__ = ("on_done", "on_rows", "outcomes", "plain")
+
+    def __init__(
+        self, n: int, on_done: Callable[[int, Outcome], None] | None, on_rows: OnRows | None
+    ):
+        self.outcomes: list[Outcome | None] = [None] * n
+        self.on_done = on_done
+        self.on_rows = on_rows
+        self.plain = on_rows is None
+
+    def record(self, rows: list[int], outcome: Outcome) -> None:
+        outcomes = self.outcomes
+        for i in rows:
+            outcomes[i] = outcome
+        if self.on_done is not None:
+            self.on_done(len(rows), outcome)
+
+    async def finish(self, rows: list[int], outcome: Outcome) -> None:
+        self.record(rows, outcome)
+        if self.on_rows is not None:
+            wait = self.on_rows(rows, outcome)  # a sink's back-pressure, if any
+            if wait is not None:
+                await wait
+
+    def take(self) -> list[Outcome]:
+        """The outcomes, handed over: nothing here keeps them alive once the caller is done."""
+        outcomes, self.outcomes = self.outcomes, []
+        return outcomes  # type: ignore[return-value]
+
+
 class Engine:
     def __init__(
         self,
@@ -96,38 +124,26 @@ class Engine:
         # Every pace, pause and quota lives here; the engine only asks before and after a send.
         self.limiter = Limiter(policy.rate, policy.burst, policy.retry.max_wait)
         self.limiter.on_pause = self.timeline.cooldown_started
-        retry = policy.retry
-        self._backoff = wait_random_exponential(multiplier=retry.backoff, max=retry.max_wait)
+        self.retries = Retries(policy.retry, self.limiter, self.timeline, sleep)
 
     async def run(
         self, specs: Sequence[RequestSpec], on_rows: OnRows | None = None
     ) -> list[Outcome]:
         on_rows = self.on_rows if on_rows is None else on_rows  # one hook per run (chunks)
         jobs = group_rows(specs, dedupe=self.policy.dedupe)
-
-        outcomes: list[Outcome | None] = [None] * len(specs)
+        done = _Done(len(specs), self.on_done, on_rows)
         paginate = self.policy.paginate
-
-        async def finish(rows: list[int], outcome: Outcome) -> None:
-            for i in rows:
-                outcomes[i] = outcome
-            if self.on_done is not None:
-                self.on_done(len(rows), outcome)
-            if on_rows is not None:
-                wait = on_rows(rows, outcome)  # a sink's back-pressure, if any
-                if wait is not None:
-                    await wait
-
         looked_up = self.store is not None and paginate is None
         if looked_up:
-            jobs = await self._answer_kept(jobs, finish)
+            jobs = await self._answer_kept(jobs, done.finish)
+        quick = paginate is None and self.store is None  # one request per row, nothing kept
 
         # `concurrency` runners take rows in order, instead of one task per row: 20,000 waiting
         # tasks cost memory and scheduling. A row for a host on hold (a cool-down, a probe, an
         # empty quota) is parked, not awaited, so waiting rows are never tasks. A runner whose
         # row must wait mid-way (a retry's backoff, a hold that began after it started) first
         # starts a replacement, so a waiting row never holds up the others; it ends after it.
-        queue = RowQueue(jobs, self.limiter, finish)
+        queue = RowQueue(jobs, self.limiter, done.finish)
 
         async def runner(start_runner: Callable[[], None]) -> None:
             place = take_place(start_runner)
@@ -135,11 +151,16 @@ class Engine:
                 spec, indices = job
                 if spec.problem is not None:  # the row's request could not be built: not sent
                     outcome = spec.problem
+                elif quick:
+                    outcome = await self._fetch_quick(spec)
                 elif paginate is None:
                     outcome, _ = await self.fetch(spec, look_up=not looked_up)
                 else:
                     outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
-                await finish(indices, outcome)
+                if done.plain:  # no hook that may wait: no coroutine per row
+                    done.record(indices, outcome)
+                else:
+                    await done.finish(indices, outcome)
                 if place.handed_over:
                     return
 
@@ -150,7 +171,7 @@ class Engine:
 
             for _ in range(min(len(jobs), self.policy.concurrency)):
                 start_runner()
-        return outcomes  # type: ignore[return-value]
+        return done.take()
 
     async def _answer_kept(
         self,
@@ -175,21 +196,64 @@ class Engine:
             await asyncio.sleep(0)  # let the loop breathe between chunks
         return left
 
+    async def _fetch_quick(self, spec: RequestSpec) -> Outcome:
+        """``fetch`` for the common case, in one coroutine: a host nothing paces or holds
+        (``Limiter.admit_now``), a first attempt that gets an answer. Anything else (a rate, a
+        pause, a failure to retry) goes on through the ordinary path, so nothing is skipped."""
+        gate = self.gate
+        await gate.acquire()
+        limiter = self.limiter
+        ticket = limiter.admit_now(spec.host)
+        if ticket is None:  # paced or held: the full path decides
+            gate.release()
+            return (await self.fetch(spec, look_up=False))[0]
+        timeline = self.timeline
+        state = Attempts()
+        state.count = 1
+        state.started = time.monotonic()
+        token = timeline.attempt_begins(spec, 1)
+        try:
+            answer = await self.sender.send(spec)
+        except BaseException as exc:
+            timeline.attempt_ends(token, None, exc)
+            limiter.after_failure(ticket)
+            gate.release()
+            if not isinstance(exc, Exception):
+                raise
+            return (await self.fetch(spec, state=state, failed=exc))[0]
+        status = answer.status_code
+        timeline.attempt_ends(token, status, None)
+        limiter.after_answer(ticket, status, answer.headers)
+        gate.release()
+        state.status = status
+        try:
+            self._check_status(answer, spec.host)
+        except Exception as exc:
+            return (await self.fetch(spec, state=state, failed=exc))[0]
+        return self._read_answer(spec, state, answer, kept=False)
+
     async def fetch(
-        self, spec: RequestSpec, *, kept: Answer | None = None, look_up: bool = True
+        self,
+        spec: RequestSpec,
+        *,
+        kept: Answer | None = None,
+        look_up: bool = True,
+        state: Attempts | None = None,
+        failed: Exception | None = None,
     ) -> tuple[Outcome, Answer | None]:
         """Send one request under every policy; read its answer. Never raises but on cancel.
 
         ``kept``: an answer from the store, used instead of sending; ``look_up=False``: the
-        store was already asked.
+        store was already asked. ``failed``: the first attempt (counted in ``state``) was made
+        and failed so; retry it if the policy says so.
         """
-        state = Attempts()
+        state = Attempts() if state is None else state
         if kept is None and look_up and self.store is not None:
             kept = self.store.get(spec)
         if kept is not None:
             self.timeline.cache_hit(spec)
         try:
-            answer = kept if kept is not None else await self._attempt_all(spec, state)
+            answer = kept if kept is not None else await self._attempt_all(spec, state, failed)
         except asyncio.CancelledError:
             raise
         except RetryableStatus as exc:
@@ -200,69 +264,46 @@ class Engine:
         except Exception as exc:
             status = getattr(exc, "status", None)  # an answer too large still had a status
             return self._failed(spec, state, describe_exception(exc), status, exc), None
+        return self._read_answer(spec, state, answer, kept=kept is not None), answer
 
+    def _read_answer(
+        self, spec: RequestSpec, state: Attempts, answer: Answer, *, kept: bool
+    ) -> Outcome:
+        """The outcome of an answer that came (or was kept): parsed, or why it is not."""
         elapsed = time.monotonic() - (state.started or time.monotonic())
         status = answer.status_code
-        if answer.is_error:
+        if status >= 400:
             cause = http_cause(answer)
-            return Outcome(None, status, cause, cause, elapsed, state.count), answer
+            return Outcome(None, status, cause, cause, elapsed, state.count)
         try:
             value = self.parse(answer)
         except AnswerError as exc:
             text = redact(str(exc), secret_values(spec.headers, spec.params, spec.url))
-            return Outcome(None, status, text, exc.cause, elapsed, state.count), answer
+            return Outcome(None, status, text, exc.cause, elapsed, state.count)
         except Exception as exc:
-            return self._failed(spec, state, "parse error", status, exc), answer
-        if kept is None and self.store is not None:
+            return self._failed(spec, state, "parse error", status, exc)
+        if not kept and self.store is not None:
             self.store.put(spec, answer)
-        return Outcome(value, status, None, None, elapsed, state.count), answer
+        return Outcome(value, status, None, None, elapsed, state.count)
 
-    async def _attempt_all(self, spec: RequestSpec, state: Attempts) -> Answer:
-        """The first attempt, then (only if it failed in a retryable way) tenacity's retry loop.
+    async def _attempt_all(
+        self, spec: RequestSpec, state: Attempts, failed: Exception | None = None
+    ) -> Answer:
+        """The first attempt (unless it ``failed`` already), then (only if it failed in a
+        retryable way) tenacity's retry loop.
 
         The success path never builds a retrier: that costs more CPU than aiohttp's whole send.
         """
         host = spec.host
-        try:
-            return await self._send(spec, host, state)
-        except Exception as exc:
-            if self.policy.retry.attempts == 0 or not self._retryable(exc):
-                raise
-            first_failure = exc
-        hand_over_place()  # waiting to retry: let another row start meanwhile
-
-        async def sleep(seconds: float) -> None:
-            await self._sleep_before_retry(host, seconds)
-
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self.policy.retry.attempts + 1),
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable),
-            sleep=sleep,
-            before_sleep=lambda rs: self._log_retry(spec, rs),
-            reraise=True,
-        ):
-            with attempt:
-                if attempt.retry_state.attempt_number == 1:
-                    raise first_failure  # tenacity waits and counts from the first try's failure
+        if failed is None:
+            try:
                 return await self._send(spec, host, state)
-        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
-
-    async def _sleep_before_retry(self, host: str, seconds: float) -> None:
-        """Backoff before a retry; a wait for a host that asked for a pause is its cool-down."""
-        timeline = self.timeline
-        if self.limiter.pause_left(host) > 0:
-            timeline.cooldown_wait_begins(host)
-            try:
-                await self.sleep(seconds)
-            finally:
-                timeline.cooldown_wait_ends(host)
-        else:
-            timeline.backoff_begins()
-            try:
-                await self.sleep(seconds)
-            finally:
-                timeline.backoff_ends()
+            except Exception as exc:
+                failed = exc
+        if not self.retries.wanted(failed):
+            raise failed
+        hand_over_place()  # waiting to retry: let another row start meanwhile
+        return await self.retries.after(spec, failed, lambda: self._send(spec, host, state))
 
     async def _send(self, spec: RequestSpec, host: str, state: Attempts) -> Answer:
         limiter = self.limiter
@@ -306,44 +347,21 @@ class Engine:
             finally:
                 gate.release()
             break
+        state.status = answer.status_code
+        self._check_status(answer, host)
+        return answer
+
+    def _check_status(self, answer: Answer, host: str) -> None:
+        """Raise when the answer's status is one to retry (or the host's pause is too long)."""
         status = answer.status_code
-        state.status = status
         if status in self.policy.retry.statuses or (
             status == 418 and "retry-after" in answer.headers  # a ban: wait, like a 429
         ):
-            hold = limiter.hold(host)
+            hold = self.limiter.hold(host)
             if hold.failure is not None:  # the server asked for more than max_wait
                 raise HostPaused(hold.failure)
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
             raise RetryableStatus(answer, retry_after)
-        return answer
-
-    def _retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, RetryableStatus) or is_transient(exc)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
-            return min(exc.retry_after, self.policy.retry.max_wait)
-        return float(self._backoff(state))
-
-    def _log_retry(self, spec: RequestSpec, state: RetryCallState) -> None:
-        if not logger.isEnabledFor(logging.DEBUG):
-            return
-        exc = state.outcome.exception() if state.outcome else None
-        cause = (
-            str(exc)
-            if isinstance(exc, RetryableStatus)
-            else describe_exception(exc or Exception())
-        )
-        logger.debug(
-            "retrying %s %s after %s (attempt %d), waiting %.2fs",
-            spec.method,
-            mask_url(spec.url),
-            cause,
-            state.attempt_number,
-            state.upcoming_sleep,
-        )
 
     def _failed(
         self,
@@ -360,89 +378,3 @@ class Engine:
             text = f"{cause}: {detail[:200]}"
         logger.debug("%s %s failed: %s (%s)", spec.method, mask_url(spec.url), cause, detail)
         return Outcome(None, status, text, cause, elapsed, state.count)
-
-
-async def fetch_all(
-    specs: Sequence[RequestSpec],
-    *,
-    client: httpx.AsyncClient | None,
-    policy: EnginePolicy,
-    parse: Callable[[Answer], Any],
-    on_done: Callable[[int, Outcome], None] | None = None,
-    timeline: Timeline | None = None,
-    on_rows: OnRows | None = None,
-    store: AnswerStore | None = None,
-) -> list[Outcome]:
-    """One ``Outcome`` per spec, in order, through ``client`` as given or the default sender.
-
-    ``timeline`` (made by the caller, read after) records where the time went.
-    ``on_rows(rows, outcome)`` is called as each request completes, with the positions of the
-    specs it answered (several when deduped); it may return an awaitable to slow the runners
-    down (a sink whose writer is behind). With a ``store``, kept answers are used instead of
-    sending, and good answers are kept.
-    """
-    if not specs:
-        return []
-    sender = _sender(client, policy)
-    try:
-        engine = Engine(
-            sender, policy, parse, on_done=on_done, timeline=timeline, on_rows=on_rows, store=store
-        )
-        return await engine.run(specs)
-    finally:
-        await sender.aclose()
-
-
-def _sender(client: httpx.AsyncClient | None, policy: EnginePolicy) -> Sender:
-    if client is not None:
-        return HttpxSender(client, policy.timeout, policy.max_bytes)
-    if policy.http2:
-        return Http2Sender(
-            concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
-        )
-    return AiohttpSender(
-        concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
-    )
-
-
-async def fetch_chunks(
-    chunks: Iterable[Sequence[RequestSpec]],
-    *,
-    client: httpx.AsyncClient | None,
-    policy: EnginePolicy,
-    parse: Callable[[Answer], Any],
-    on_done: Callable[[int, Outcome], None] | None = None,
-    timeline: Timeline | None = None,
-    on_rows: OnRows | None = None,
-    store: AnswerStore | None = None,
-) -> list[Outcome]:
-    """``fetch_all`` over consecutive chunks of specs, made only when needed (a sink's batches).
-
-    One engine serves every chunk, so one gate, rate limiter and cool-down hold across them;
-    two chunks are under way at a time, so concurrency stays full at a chunk's end while only
-    two chunks' specs are in memory. Identical requests are deduped within a chunk.
-    ``on_rows`` gets positions counted across the chunks; the outcomes are returned in order.
-    """
-    sender = _sender(client, policy)
-    engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline, store=store)
-    results: list[asyncio.Task[list[Outcome]]] = []
-
-    def shifted(offset: int) -> OnRows | None:
-        if on_rows is None:
-            return None
-        hook = on_rows
-        return lambda rows, outcome: hook([offset + i for i in rows], outcome)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            offset = 0
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                if len(results) >= 2:
-                    await asyncio.wait({results[-2]})  # at most two chunks under way
-                results.append(group.create_task(engine.run(chunk, on_rows=shifted(offset))))
-                offset += len(chunk)
-    finally:
-        await sender.aclose()
-    return [outcome for task in results for outcome in task.result()]

@@ -232,6 +232,26 @@ class Limiter:
             ticket = self._admit(host, now, paced, slot)
         return ticket
 
+    def admit_now(self, name: str) -> Ticket | None:
+        """The engine's fast path, for a caller already holding its concurrency slot: a ticket at
+        once when nothing paces ``name`` (no rate, no burst, no learned pace) and nothing holds
+        it (no pause, probe or empty quota); None: ``hold`` and ``before_send`` decide as usual."""
+        if self.window is not None or self.gcra is not None:
+            return None
+        host = self._host(name)
+        if host.pace is not None or host.needs_probe:
+            return None
+        now = self.clock()
+        if not self._hold(host, now).ready:
+            return None
+        host.quota.take()
+        host.in_flight += 1
+        host.sent += 1
+        new_connection = host.in_flight > host.connections
+        if new_connection:
+            host.connections = host.in_flight
+        return Ticket(host, now, False, 0.0, new_connection)
+
     async def _nap(self, delay: float) -> float:
         """Wait ``delay`` seconds, or less when an answer came back (it may free a place)."""
         started = self.clock()

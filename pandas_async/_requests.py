@@ -6,23 +6,21 @@ built, so a typo raises ``KeyError`` naming the column before a single request i
 
 from __future__ import annotations
 
-import string
+import dataclasses
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pandas as pd
 
 from ._options import UNSET
 from ._outcome import Outcome
 from ._secrets import MASK, is_secret_name, mask_headers, mask_url, query_pairs
-from ._values import MISSING, ValueProblem, is_missing, json_ready, outgoing, text_of
+from ._templates import Template, fields_of, fill, host_of, is_template
+from ._values import ValueProblem, outgoing, text_of
 
 __all__ = ["RequestOptions", "RequestSpec", "Template", "build_requests", "url_with_params"]
-
-_FORMATTER = string.Formatter()
 
 
 def url_with_params(url: str, params: Any) -> str | None:
@@ -68,6 +66,9 @@ class RequestSpec:
     # Set when the row's request could not be built (a callable raised, a value cannot be sent):
     # the row's outcome, sent as is by the engine, so only that row fails.
     problem: Outcome | None = None
+    _host: str | None = dataclasses.field(
+        default=None, init=False, repr=False
+    )  # worked out on first use
 
     def __repr__(self) -> str:  # secrets masked: a spec can end up in a user's log
         params = [(k, MASK if is_secret_name(k) else v) for k, v in query_pairs(self.params)]
@@ -97,10 +98,10 @@ class RequestSpec:
     @property
     def host(self) -> str:
         """The URL's authority (``host:port``), the key of the per-host cool-down."""
-        authority = self.url.partition("://")[2]
-        for end in "/?#":
-            authority = authority.partition(end)[0]
-        return authority.rpartition("@")[2]  # never the user info: it names hosts in reports
+        host = self._host
+        if host is None:
+            host = self._host = host_of(self.url)
+        return host
 
 
 def freeze(value: Any) -> Hashable:
@@ -116,123 +117,6 @@ def freeze(value: Any) -> Hashable:
 
 def _first(pair: tuple[str, Hashable]) -> str:
     return pair[0]
-
-
-class Template:
-    """A ``str.format``-style template whose fields name columns: ``"/users/{user_id}"``.
-
-    ``encode=True`` (URLs) percent-encodes each value as one path segment, so ``../`` or ``?``
-    in the data cannot change the target.
-    """
-
-    __slots__ = ("fields", "parts", "source")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.parts: list[tuple[str, str | None, str, str | None]] = []
-        for literal, field, spec, conversion in _FORMATTER.parse(source):
-            self.parts.append((literal, field, spec or "", conversion))
-        self.fields = [f for _, f, _, _ in self.parts if f is not None]
-        for f in self.fields:
-            if f == "":  # "{0}" names column 0 (a frame read with header=None); "{}" names none
-                raise ValueError(
-                    f"template {source!r} has an empty field {{}}; name a column instead, "
-                    "like '{user_id}'"
-                )
-
-    @property
-    def is_single_field(self) -> bool:
-        """``"{col}"`` alone: the value is used as is (keeps ints as ints in a JSON body)."""
-        return len(self.parts) == 1 and self.parts[0][0] == "" and self.parts[0][1] is not None
-
-    def render(self, row: Mapping[str, Any], *, encode: bool = False) -> str:
-        out: list[str] = []
-        for literal, field, spec, conversion in self.parts:
-            out.append(literal)
-            if field is None:
-                continue
-            value = _whole(row[field])
-            if conversion == "r":
-                value = repr(value)
-            elif conversion == "a":
-                value = ascii(value)
-            text = format(value, spec) if spec else text_of(value, f"column {field!r}")
-            if encode:
-                # "." and ".." are dot-segments a URL parser would resolve: encode them too.
-                text = "%2E" * len(text) if text in (".", "..") else quote(text, safe="")
-            out.append(text)
-        return "".join(out)
-
-
-def _is_template(text: str) -> bool:
-    return "{" in text
-
-
-@lru_cache(maxsize=256)
-def _template(source: str) -> Template:
-    return Template(source)
-
-
-def _fields_of(value: Any) -> Iterator[str]:
-    """Column names referenced by templated strings inside a dict/list option."""
-    if isinstance(value, str):
-        if _is_template(value):
-            yield from _template(value).fields
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _fields_of(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _fields_of(v)
-
-
-def _fill(value: Any, row: Mapping[str, Any], *, whole: bool = False) -> Any:
-    """Fill every templated string in a dict/list/str with the row's values.
-
-    A string whose fields hold a missing value becomes ``MISSING``: the caller leaves that param,
-    header or form field out (a JSON body gets null), rather than send "None" or "nan".
-    ``whole``: a lone field's whole-number float goes in as an integer (params, headers, form
-    data; a JSON body keeps the float).
-    """
-    if isinstance(value, str):
-        if not _is_template(value):
-            return value
-        template = _template(value)
-        if template.is_single_field:
-            field = template.fields[0]
-            cell = _plain(row[field], f"column {field!r}")
-            return _whole(cell) if whole else cell
-        if any(is_missing(row[f]) for f in template.fields):
-            return MISSING
-        return template.render(row)
-    if isinstance(value, Mapping):
-        return {k: _fill(v, row, whole=whole) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_fill(v, row, whole=whole) for v in value]
-    return value
-
-
-def _whole(value: Any) -> Any:
-    """``1.0`` -> ``1``: a whole-number float in text is nearly always an id column that pandas
-    widened to float because of a gap; ``/users/1.0`` would miss. Other values as they are."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _plain(value: Any, where: str) -> Any:
-    """A cell as a JSON-ready value: missing -> MISSING, timestamps -> ISO text, numpy -> Python,
-    bytes -> text."""
-    if value is None or isinstance(value, str | bool | int):
-        return MISSING if value is None else value
-    if is_missing(value):
-        return MISSING
-    if isinstance(value, bytes | bytearray):
-        return text_of(value, where)
-    try:
-        return json_ready(value, where)
-    except ValueProblem:
-        return value  # a JSON body refuses it later; a param or header sends its text
 
 
 class _RowFailure(Exception):
@@ -310,7 +194,7 @@ def build_requests(
     elif isinstance(url, str):
         if url_is_column or (url_is_column is None and url in columns):
             url_column = url
-        elif _is_template(url) or "://" in url or url.startswith("/"):
+        elif is_template(url) or "://" in url or url.startswith("/"):
             url_template = Template(url)
             for f in url_template.fields:
                 need(f, f"url template {url!r}")
@@ -347,7 +231,7 @@ def build_requests(
                 f"{name}= expects a dict (values may hold '{{column}}' fields), a callable row -> "
                 f"dict{' or a list of column names' if name == 'params' else ''}, got {value!r}"
             )
-        for f in _fields_of(value):
+        for f in fields_of(value):
             need(f, f"{name}= template")
         compiled[name] = _CompiledOption(name, constant=value)
 
@@ -369,7 +253,7 @@ def build_requests(
     # -- build -------------------------------------------------------------------------------
     n = len(frame)
     needs_series = url_fn is not None or any(c.fn is not None for c in compiled.values())
-    templated = {f for opt in compiled.values() if opt.fn is None for f in _fields_of(opt.constant)}
+    templated = {f for opt in compiled.values() if opt.fn is None for f in fields_of(opt.constant)}
     if url_template is not None:
         templated.update(url_template.fields)
     values = {f: frame[columns[f]].tolist() for f in templated}
@@ -379,10 +263,19 @@ def build_requests(
     static = {
         name: opt
         for name, opt in compiled.items()
-        if opt.fn is None and not list(_fields_of(opt.constant))
+        if opt.fn is None and not list(fields_of(opt.constant))
     }
 
     cleaned_static = {name: outgoing(name, opt.constant) for name, opt in static.items()}
+
+    urls = url_template.render_all(values, n) if url_template is not None else None
+    host = url_template.fixed_host if url_template is not None else None
+    if urls is not None and not compiled and None not in urls:  # a URL and nothing else per row
+        plain = [RequestSpec(method, url) for url in urls if url is not None]
+        if host is not None:
+            for spec in plain:
+                spec._host = host
+        return _checked(plain, frame, options)
 
     def one(i: int, row: dict[str, Any], series: Any) -> RequestSpec:
         if url_fn is not None:
@@ -394,6 +287,8 @@ def build_requests(
                 )
         elif url_column is not None:
             target = text_of(url_values[i], f"column {url_column!r}")  # type: ignore[index]
+        elif urls is not None and (url := urls[i]) is not None:
+            target = url
         else:
             target = url_template.render(row, encode=True)  # type: ignore[union-attr]
         kwargs: dict[str, Any] = {}
@@ -403,7 +298,7 @@ def build_requests(
             elif name in static:
                 kwargs[name] = cleaned_static[name]
             else:
-                kwargs[name] = outgoing(name, _fill(opt.constant, row, whole=name != "json"))
+                kwargs[name] = outgoing(name, fill(opt.constant, row, whole=name != "json"))
         return RequestSpec(method, target, **kwargs)
 
     specs: list[RequestSpec] = []
@@ -416,6 +311,13 @@ def build_requests(
             specs.append(_failed_spec(method, "bad value", f"bad value: {exc}"))
         except _RowFailure as exc:
             specs.append(_failed_spec(method, exc.cause, exc.text))
+    return _checked(specs, frame, options)
+
+
+def _checked(
+    specs: list[RequestSpec], frame: pd.DataFrame, options: RequestOptions
+) -> list[RequestSpec]:
+    """``specs``, once every URL is known to be absolute when no client gives a base URL."""
     if options.client is None:
         for label, spec in zip(frame.index, specs, strict=True):
             scheme = spec.url[:8].lower()  # HTTP:// is http:// too
