@@ -18,6 +18,7 @@ import pandas as pd
 
 from ._cache import AnswerCache, resolve_cache_folder
 from ._calls import fetch_all, fetch_chunks
+from ._dataset import Dataset, key_hashes
 from ._defaults import apply_defaults
 from ._engine import EnginePolicy, OnRows
 from ._errors import FetchError
@@ -32,7 +33,7 @@ from ._requests import RequestSpec, build_requests
 from ._runner import claim_client, run_sync
 from ._schema import assemble_typed, parse_schema
 from ._secrets import MASK, is_secret_name, mask_headers, mask_text, mask_url
-from ._sink import BatchWriter, Dataset, key_hashes
+from ._sink import BatchWriter
 from ._tracing import call_timeline, capture_parent, url_template
 
 __all__ = ["DataFrameAccessor", "SeriesAccessor"]

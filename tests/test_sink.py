@@ -270,13 +270,36 @@ _MEMORY_CHILD = textwrap.dedent(
     import resource, sys
     import numpy as np, pandas as pd
     import pandas_async
-    url, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url, path, n, batch, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
     frame = pd.DataFrame({"id": np.arange(n)})
-    frame.aapi.to_parquet(path, url + "/blob", params={"id": "{id}", "size": "2000"},
-                          batch_size=1000, concurrency=50, progress=False)
+    frame.aapi.to_parquet(path, url + "/blob", params={"id": "{id}", "size": size},
+                          batch_size=int(batch), concurrency=50, progress=False)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
     """
 )
+
+
+def _peak_rss(server: TestServer, path: Path, n: int, *, batch: int, size: int = 2_000) -> int:
+    """Peak RSS in bytes of a child process writing ``n`` rows of ``size``-byte answers."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, server.url, str(path), str(n), str(batch), str(size)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert len(pd.read_parquet(path, columns=["id"])) == n
+    return int(out.stdout.split()[-1]) * 1024
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+@pytest.mark.timeout(900)
+def test_peak_memory_does_not_grow_with_the_batch_size(server: TestServer, tmp_path: Path) -> None:
+    # A batch of 20,000 rows is the whole run: had its answers (8 KB each) been held until the
+    # batch was written, the peak would grow by 160 MB or more (it did: 166 MB). They are
+    # written a slice of SLICE_ROWS at a time as rows complete: only the requests of a batch
+    # (well under 1 KB a row) grow with it.
+    n, size = 20_000, 8_000
+    peaks = {b: _peak_rss(server, tmp_path / str(b), n, batch=b, size=size) for b in (2_000, n)}
+    assert peaks[n] - peaks[2_000] < 0.25 * n * size, peaks
 
 
 @pytest.mark.slow
@@ -285,15 +308,7 @@ _MEMORY_CHILD = textwrap.dedent(
 def test_peak_memory_is_bounded_by_the_batch_not_the_rows(
     server: TestServer, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    peaks = {}
-    for n in (4_000, 40_000):
-        out = subprocess.run(
-            [sys.executable, "-c", _MEMORY_CHILD, server.url, str(tmp_path / str(n)), str(n)],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        peaks[n] = int(out.stdout.split()[-1]) * 1024
-        assert len(pd.read_parquet(tmp_path / str(n), columns=["id"])) == n
+    peaks = {n: _peak_rss(server, tmp_path / str(n), n, batch=1_000) for n in (4_000, 40_000)}
     growth = peaks[40_000] - peaks[4_000]
     answers = 36_000 * 2_000  # the extra answers' bytes, had they been held in memory
     # Left: each row's request spec and outcome (~1 KB, held by the engine for the whole run).

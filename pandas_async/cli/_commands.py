@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 import pandas_async  # registers .aapi
-from pandas_async._sink import written_rows
+from pandas_async._dataset import written_rows
 
 from ._args import NO_LIMIT, PROG, paginator
 from ._files import UserError, check_output, format_of, is_folder, one_line, read_table, write_table
