@@ -7,6 +7,7 @@ exponential backoff; a wait for a host that asked for a pause counts as its cool
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,11 +15,10 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_random_exponential,
 )
 
-from ._attempts import RetryableStatus
+from ._attempts import FREE_REFUSALS, RetryableStatus
 from ._failures import describe_exception, is_transient
 from ._limiter import Limiter
 from ._options import Retry
@@ -57,12 +57,13 @@ class Retries:
         """Retry ``send`` after the first attempt failed with ``first_failure``; the answer of
         the first attempt that succeeds, or the last failure, raised."""
         host = spec.host
+        free = _FreeRefusals(self.retry.max_wait)
 
         async def sleep(seconds: float) -> None:
             await self._sleep_before_retry(host, seconds)
 
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts + 1),
+            stop=lambda rs: rs.attempt_number - free.count > self.retry.attempts,
             wait=self._wait,
             retry=retry_if_exception(self.retryable),
             sleep=sleep,
@@ -70,9 +71,13 @@ class Retries:
             reraise=True,
         ):
             with attempt:
-                if attempt.retry_state.attempt_number == 1:
-                    raise first_failure  # tenacity waits and counts from the first try's failure
-                return await send()
+                try:
+                    if attempt.retry_state.attempt_number == 1:
+                        raise first_failure  # tenacity waits and counts from the first failure
+                    return await send()
+                except RetryableStatus as exc:
+                    free.judge(exc)
+                    raise
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
     async def _sleep_before_retry(self, host: str, seconds: float) -> None:
@@ -93,8 +98,9 @@ class Retries:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
-            return min(exc.retry_after, self.retry.max_wait)
+        if isinstance(exc, RetryableStatus) and (exc.retry_after is not None or exc.free):
+            # A free refusal has no backoff of its own: the host's pause or pace is the wait.
+            return min(exc.retry_after or 0.0, self.retry.max_wait)
         return float(self._backoff(state))
 
     def _log_retry(self, spec: RequestSpec, state: RetryCallState) -> None:
@@ -112,3 +118,21 @@ class Retries:
             state.attempt_number,
             state.upcoming_sleep,
         )
+
+
+class _FreeRefusals:
+    """One row's refusals for going too fast (429, or 418 with Retry-After) that do not use up a
+    retry: the limiter answers them by pausing or pacing the host, the row goes on through that.
+    At most ``FREE_REFUSALS``, and only within ``patience`` seconds of the first failure."""
+
+    __slots__ = ("count", "until")
+
+    def __init__(self, patience: float) -> None:
+        self.count = 0
+        self.until = time.monotonic() + patience
+
+    def judge(self, exc: RetryableStatus) -> None:
+        status = exc.answer.status_code
+        if status in (429, 418) and self.count < FREE_REFUSALS and time.monotonic() < self.until:
+            self.count += 1
+            exc.free = True
