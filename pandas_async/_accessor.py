@@ -22,11 +22,12 @@ from ._dataset import Dataset, key_hashes
 from ._defaults import apply_defaults
 from ._engine import EnginePolicy, OnRows
 from ._errors import FetchError
-from ._frames import make_parser
 from ._heap import heap_set_aside
+from ._kept import fetch_kept_first
 from ._options import UNSET, FetchKwargs, FetchOptions
 from ._outcome import Outcome
 from ._paginate import check_paginate
+from ._parsers import make_parser
 from ._progress import Progress
 from ._report import Report, record_report, report_from_outcomes
 from ._requests import RequestSpec, build_requests
@@ -114,21 +115,20 @@ class _Job:
         outcomes: list[Outcome] | None = None
         try:
             # All rows at once, or a sink's batches through one engine: the same options either way.
-            run = (
-                functools.partial(fetch_all, self.specs)
-                if chunks is None
-                else functools.partial(fetch_chunks, chunks)
-            )
+            run = functools.partial(
+                fetch_all if chunks is None else fetch_chunks, client=o.client, policy=policy,
+                parse=make_parser(o.parse), on_done=progress.update, timeline=timeline,
+                on_rows=on_rows,
+            )  # fmt: skip
             with heap_set_aside():  # see _heap: the heap from before is not walked again
-                outcomes = await run(
-                    client=o.client,
-                    policy=policy,
-                    parse=make_parser(o.parse),
-                    on_done=progress.update,
-                    timeline=timeline,
-                    on_rows=on_rows,
-                    store=cache,
-                )
+                if cache is not None and chunks is None and o.paginate is None:  # kept first
+                    outcomes = await fetch_kept_first(
+                        self.specs, cache, lambda left, store: run(left, store=store),
+                        parse=o.parse, dedupe=o.dedupe, timeline=timeline,
+                        on_done=progress.update,
+                    )  # fmt: skip
+                else:
+                    outcomes = await run(self.specs if chunks is None else chunks, store=cache)
         finally:
             progress.close()
             if cache is not None:

@@ -27,7 +27,6 @@ What is stored, and what is not:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import math
@@ -35,20 +34,20 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import httpx
 import orjson
 
+from ._cache_keys import client_part, client_secrets, stored_forms
 from ._options import UNSET
 from ._requests import RequestSpec, freeze
 from ._secrets import is_secret_name, secret_values
 from ._transport import Answer
 
-__all__ = ["AnswerCache", "default_cache_folder", "resolve_cache_folder"]
+__all__ = ["AnswerCache", "default_cache_folder", "keepable", "resolve_cache_folder"]
 
 logger = logging.getLogger("pandas_async")
 
@@ -58,8 +57,9 @@ _BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
 _BATCH = 500  # answers per write transaction
 _FLUSH_SECONDS = 1.0  # ...or sooner, so a long call keeps what it fetched if it is killed
 _FLUSH_BYTES = 16 * 1024 * 1024  # ...or once this much body waits: memory bounded per batch
-_READ_CHUNK = 256  # keys per SELECT ... IN (...)
+_READ_CHUNK = 500  # keys per SELECT ... IN (...), under SQLite's oldest limit of 999
 _MMAP_BYTES = 256 * 1024 * 1024
+_SELECT = "SELECT key, stored, status, reason, headers, url, body FROM answers"
 _SKIPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -99,43 +99,6 @@ def resolve_cache_folder(cache: Any) -> Path | None:
     return Path(os.fspath(cache)).expanduser()
 
 
-def _auth_fingerprint(auth: httpx.Auth | None) -> Any:
-    """Something equal for equal credentials and different for different ones (hashed later)."""
-    if auth is None:
-        return None
-    if isinstance(auth, httpx.BasicAuth):
-        return ("basic", auth._auth_header)
-    if isinstance(auth, httpx.DigestAuth):
-        return ("digest", auth._username, auth._password)
-    state = getattr(auth, "__dict__", None)
-    # A custom auth's attributes (its token...); a function's repr holds its address, so an auth
-    # built from one matches only itself: never shared, at worst not found again.
-    described = freeze(state) if state is not None else id(auth)
-    return (type(auth).__module__, type(auth).__qualname__, described)
-
-
-def _client_secrets(client: httpx.AsyncClient) -> list[str]:
-    found = secret_values(dict(client.headers), dict(client.params), str(client.base_url))
-    found += [cookie.value or "" for cookie in client.cookies.jar]
-    auth = client.auth
-    if isinstance(auth, httpx.BasicAuth):
-        found.append(auth._auth_header)
-        found.append(auth._auth_header.split(" ", 1)[-1])
-    elif isinstance(auth, httpx.DigestAuth):
-        found.append(auth._password.decode("utf-8", "replace"))
-    return [s for s in found if len(s) >= 4]
-
-
-@functools.lru_cache(maxsize=64)  # rows of one call mostly carry the same secrets
-def _forms(secrets: tuple[str, ...]) -> tuple[bytes, ...]:
-    """Each secret as it could appear in stored bytes: raw, percent-encoded, form-encoded."""
-    out: set[bytes] = set()
-    for secret in secrets:
-        for form in (secret, quote(secret, safe=""), quote(secret), quote_plus(secret)):
-            out.add(form.encode("utf-8", "replace"))
-    return tuple(sorted(out, key=len, reverse=True))
-
-
 class AnswerCache:
     """The disk cache of one call: ``get`` before sending, ``put`` after a good answer.
 
@@ -158,18 +121,9 @@ class AnswerCache:
         self.refused = 0  # answers not kept because they would have put a secret on disk
         self._clock = clock
         self._client = client
-        self._client_part: Any = None
-        self._client_secrets: list[str] = []
-        if client is not None:
-            self._client_part = (
-                str(client.base_url),
-                sorted((k.lower(), v) for k, v in client.headers.multi_items()),
-                str(client.params),
-                sorted((c.domain, c.path, c.name, c.value or "") for c in client.cookies.jar),
-                client.follow_redirects,
-                _auth_fingerprint(client.auth),
-            )
-            self._client_secrets = _client_secrets(client)
+        self._client_part = client_part(client)  # in every key: a client's own credentials
+        self._client_secrets = [] if client is None else client_secrets(client)
+        self._tail = f"{self._client_part!r})"  # the canonical form's end, the same every row
         self._pending: list[tuple[Any, ...]] = []
         self._pending_bytes = 0
         self._last_flush = time.monotonic()
@@ -201,18 +155,25 @@ class AnswerCache:
     # -- keys ------------------------------------------------------------------------------------
 
     def key(self, spec: RequestSpec) -> bytes:
+        """The SHA-256 of the request's canonical form (the repr of a tuple of its parts)."""
         headers = spec.headers
-        canonical = (
-            _FORMAT,
-            spec.method,
-            spec.url,
-            freeze(spec.params),
-            sorted((k.lower(), str(v)) for k, v in headers.items()) if headers else None,
-            "-" if spec.json is UNSET else freeze(spec.json),
-            freeze(spec.data),
-            self._client_part,
-        )
-        return hashlib.sha256(repr(canonical).encode("utf-8", "surrogatepass")).digest()
+        if spec.params is None and not headers and spec.json is UNSET and spec.data is None:
+            # The usual GET: the same text repr() gives for the tuple below, 5x cheaper.
+            text = f"({_FORMAT}, {spec.method!r}, {spec.url!r}, None, None, '-', None, {self._tail}"
+        else:
+            text = repr(
+                (
+                    _FORMAT,
+                    spec.method,
+                    spec.url,
+                    freeze(spec.params),
+                    sorted((k.lower(), str(v)) for k, v in headers.items()) if headers else None,
+                    "-" if spec.json is UNSET else freeze(spec.json),
+                    freeze(spec.data),
+                    self._client_part,
+                )
+            )
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
     def _request_url(self, spec: RequestSpec) -> str:
         """The URL the request went to (before redirects), as the answer would report it."""
@@ -225,49 +186,55 @@ class AnswerCache:
 
     def get(self, spec: RequestSpec) -> Answer | None:
         """The kept answer to this request, or None (not kept, or older than ``ttl``)."""
-        if spec.method not in ("GET", "HEAD") or spec.problem is not None:
-            return None
-        row = self._db.execute(
-            "SELECT stored, status, reason, headers, url, body FROM answers WHERE key = ?",
-            (self.key(spec),),
-        ).fetchone()
-        return None if row is None else self._answer(spec, row, self._oldest())
+        return self.get_many([spec])[0]
 
     def get_many(self, specs: Sequence[RequestSpec]) -> list[Answer | None]:
         """``get`` for many requests, one ``SELECT ... IN`` per chunk of keys (~2.5x faster)."""
+        keys = [self.key(s) if keepable(s) else None for s in specs]
+        rows = self.rows([k for k in keys if k is not None])
         found: list[Answer | None] = [None] * len(specs)
-        oldest = self._oldest()
-        for start in range(0, len(specs), _READ_CHUNK):
-            chunk = [
-                (i, self.key(spec))
-                for i, spec in enumerate(specs[start : start + _READ_CHUNK], start)
-                if spec.method in ("GET", "HEAD") and spec.problem is None
-            ]
-            if not chunk:
-                continue
-            marks = ",".join("?" * len(chunk))
-            rows = {
-                row[0]: row[1:]
-                for row in self._db.execute(
-                    "SELECT key, stored, status, reason, headers, url, body FROM answers "
-                    f"WHERE key IN ({marks})",
-                    [key for _, key in chunk],
-                )
-            }
-            for i, key in chunk:
-                row = rows.get(key)
-                if row is not None:
-                    found[i] = self._answer(specs[i], row, oldest)
+        for i, key in enumerate(keys):
+            row = None if key is None else rows.get(key)
+            if row is not None:
+                self.hits += 1
+                found[i] = self.answer(specs[i], row)
         return found
+
+    def rows(self, keys: Sequence[bytes]) -> dict[bytes, tuple[Any, ...]]:
+        """The kept entries for these keys, fresh enough for ``ttl``: key -> ``(key, stored,
+        status, reason, headers, url, body)``. Reads only: ``hits`` is the caller's to count."""
+        oldest = self._oldest()
+        found: dict[bytes, tuple[Any, ...]] = {}
+        for start in range(0, len(keys), _READ_CHUNK):
+            chunk = keys[start : start + _READ_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            cursor = self._db.execute(f"{_SELECT} WHERE key IN ({marks})", chunk)
+            found.update((row[0], row) for row in cursor if row[1] >= oldest)
+        return found
+
+    def scan_pays(self, wanted: int) -> bool:
+        """Whether reading the whole file beats looking ``wanted`` keys up one by one: a look-up
+        costs about twice a row read in order (measured: 0.6 against 0.28 s for 100,000)."""
+        (last,) = self._db.execute("SELECT max(rowid) FROM answers").fetchone()
+        return last is not None and wanted * 2 >= last  # rowids only grow: last >= entries
+
+    def scan(self, wanted: Container[bytes], chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The fresh entries whose key is ``wanted``, in the file's order, ``chunk`` rows read
+        at a time (rows as :meth:`rows` gives them)."""
+        oldest = self._oldest()
+        cursor = self._db.execute(_SELECT)
+        try:
+            while batch := cursor.fetchmany(chunk):
+                yield [row for row in batch if row[0] in wanted and row[1] >= oldest]
+        finally:
+            cursor.close()
 
     def _oldest(self) -> float:
         return -math.inf if self.ttl is None else self._clock() - self.ttl
 
-    def _answer(self, spec: RequestSpec, row: Sequence[Any], oldest: float) -> Answer | None:
-        stored, status, reason, headers, url, body = row
-        if stored < oldest:
-            return None
-        self.hits += 1
+    def answer(self, spec: RequestSpec, row: Sequence[Any]) -> Answer:
+        """The kept answer a row of :meth:`rows` holds, as the request's answer."""
+        _, _, status, reason, headers, url, body = row
         kept = _KeptAnswer(status, reason, headers, body, spec.method, url or "")
         if url is None:
             kept.spec, kept.cache = spec, self
@@ -295,7 +262,7 @@ class AnswerCache:
             secrets += secret_values(None, None, url)
         if secrets:
             stored = (headers, (url or "").encode(), body, answer.reason_phrase.encode())
-            if any(form in part for form in _forms(tuple(secrets)) for part in stored):
+            if any(form in part for form in stored_forms(tuple(secrets)) for part in stored):
                 self.refused += 1
                 logger.debug("not caching an answer that carries one of its request's secrets")
                 return
@@ -333,6 +300,11 @@ class AnswerCache:
             self.flush()
         finally:
             self._db.close()
+
+
+def keepable(spec: RequestSpec) -> bool:
+    """Whether an answer to this request may be kept (and so looked up): GET and HEAD only."""
+    return spec.method in ("GET", "HEAD") and spec.problem is None
 
 
 def _set_up(db: sqlite3.Connection) -> None:
