@@ -241,14 +241,16 @@ def frames_worker(spec: dict[str, Any]) -> dict[str, Any]:
 class Server:
     """``benchmarks/server.py`` in a subprocess on a free port; ready once it says so."""
 
-    def __init__(self, latency_ms: float) -> None:
+    def __init__(self, latency_ms: float, warm_ids: int = 0) -> None:
         self.latency_ms = latency_ms
+        self.warm_ids = warm_ids  # /users bodies the server encodes before it is ready
         self.proc: subprocess.Popen[str] | None = None
         self.base = ""
 
     def __enter__(self) -> Server:
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--latency-ms", str(self.latency_ms)],
+            [sys.executable, str(SERVER), "--latency-ms", str(self.latency_ms)]
+            + (["--warm-ids", str(self.warm_ids)] if self.warm_ids else []),
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -155,8 +155,10 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
 
 
-async def serve(latency_ms: float, port: int) -> None:
+async def serve(latency_ms: float, port: int, warm_ids: int = 0) -> None:
     state = State(latency_ms / 1000)
+    for n in range(warm_ids):  # bodies made before READY: no client pays for their first use
+        state.bodies[str(n)] = user_body(str(n))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: HttpProtocol(state), "127.0.0.1", port, backlog=4096, reuse_address=True
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before answering")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--no-uvloop", action="store_true", help="plain asyncio even if uvloop")
+    parser.add_argument("--warm-ids", type=int, default=0, help="encode /users/0..N-1 up front")
     args = parser.parse_args(argv)
     runner_factory = None
     if not args.no_uvloop:
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             pass
     with asyncio.Runner(loop_factory=runner_factory) as runner:
-        runner.run(serve(args.latency_ms, args.port))
+        runner.run(serve(args.latency_ms, args.port, args.warm_ids))
     sys.exit(0)
 
 
