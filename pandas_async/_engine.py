@@ -66,6 +66,13 @@ class AnswerStore(Protocol):
     def put(self, spec: RequestSpec, answer: Answer) -> None: ...
 
 
+def _first(started: float, status: int | None) -> Attempts:
+    """The bookkeeping of a first attempt made by the fast path, for the ordinary one."""
+    state = Attempts()
+    state.count, state.started, state.status = 1, started, status
+    return state
+
+
 class _Done:
     """One run's finished rows: their outcomes in place, and the hooks told of each."""
 
@@ -125,6 +132,7 @@ class Engine:
         self.limiter = Limiter(policy.rate, policy.burst, policy.retry.max_wait)
         self.limiter.on_pause = self.timeline.cooldown_started
         self.retries = Retries(policy.retry, self.limiter, self.timeline, sleep)
+        self._retry_statuses = policy.retry.statuses
 
     async def run(
         self, specs: Sequence[RequestSpec], on_rows: OnRows | None = None
@@ -208,9 +216,7 @@ class Engine:
             gate.release()
             return (await self.fetch(spec, look_up=False))[0]
         timeline = self.timeline
-        state = Attempts()
-        state.count = 1
-        state.started = time.monotonic()
+        started = time.monotonic()
         token = timeline.attempt_begins(spec, 1)
         try:
             answer = await self.sender.send(spec)
@@ -220,17 +226,24 @@ class Engine:
             gate.release()
             if not isinstance(exc, Exception):
                 raise
-            return (await self.fetch(spec, state=state, failed=exc))[0]
+            return (await self.fetch(spec, state=_first(started, None), failed=exc))[0]
         status = answer.status_code
         timeline.attempt_ends(token, status, None)
         limiter.after_answer(ticket, status, answer.headers)
         gate.release()
-        state.status = status
+        if status in self._retry_statuses or status == 418:
+            try:
+                self._check_status(answer, spec.host)
+            except Exception as exc:
+                return (await self.fetch(spec, state=_first(started, status), failed=exc))[0]
+        if status >= 400:
+            cause = http_cause(answer)
+            return Outcome(None, status, cause, cause, time.monotonic() - started, 1)
         try:
-            self._check_status(answer, spec.host)
+            value = self.parse(answer)
         except Exception as exc:
-            return (await self.fetch(spec, state=state, failed=exc))[0]
-        return self._read_answer(spec, state, answer, kept=False)
+            return self._parse_failed(spec, _first(started, status), status, exc)
+        return Outcome(value, status, None, None, time.monotonic() - started, 1)
 
     async def fetch(
         self,
@@ -277,11 +290,8 @@ class Engine:
             return Outcome(None, status, cause, cause, elapsed, state.count)
         try:
             value = self.parse(answer)
-        except AnswerError as exc:
-            text = redact(str(exc), secret_values(spec.headers, spec.params, spec.url))
-            return Outcome(None, status, text, exc.cause, elapsed, state.count)
         except Exception as exc:
-            return self._failed(spec, state, "parse error", status, exc)
+            return self._parse_failed(spec, state, status, exc)
         if not kept and self.store is not None:
             self.store.put(spec, answer)
         return Outcome(value, status, None, None, elapsed, state.count)
@@ -362,6 +372,15 @@ class Engine:
                 raise HostPaused(hold.failure)
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
             raise RetryableStatus(answer, retry_after)
+
+    def _parse_failed(
+        self, spec: RequestSpec, state: Attempts, status: int, exc: Exception
+    ) -> Outcome:
+        if isinstance(exc, AnswerError):
+            text = redact(str(exc), secret_values(spec.headers, spec.params, spec.url))
+            elapsed = time.monotonic() - (state.started or time.monotonic())
+            return Outcome(None, status, text, exc.cause, elapsed, state.count)
+        return self._failed(spec, state, "parse error", status, exc)
 
     def _failed(
         self,

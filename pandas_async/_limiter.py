@@ -238,13 +238,19 @@ class Limiter:
         it (no pause, probe or empty quota); None: ``hold`` and ``before_send`` decide as usual."""
         if self.window is not None or self.gcra is not None:
             return None
-        host = self._host(name)
+        host = self._hosts.get(name) or self._host(name)
         if host.pace is not None or host.needs_probe:
             return None
         now = self.clock()
-        if not self._hold(host, now).ready:
+        quota = host.quota
+        if (  # anything _hold would look at: ask it
+            host.pause_until > now
+            or host.probe_out
+            or quota.reset_at is not None
+            or (quota.left is not None and quota.left <= 0)
+        ) and not self._hold(host, now).ready:
             return None
-        host.quota.take()
+        quota.take()
         host.in_flight += 1
         host.sent += 1
         new_connection = host.in_flight > host.connections

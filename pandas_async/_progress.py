@@ -104,18 +104,25 @@ class Progress:
         return f"failed={self._failed} retries={self._retries} req/s={rate:.1f}"
 
     def update(self, rows: int, outcome: Outcome) -> None:
-        self._requests += outcome.attempts
-        self._retries += outcome.attempts - min(outcome.pages, outcome.attempts)
-        if not outcome.ok:
+        """Called once per request: a few additions, and the clock only while a bar is shown."""
+        attempts = outcome.attempts
+        self._requests += attempts
+        if attempts > outcome.pages:  # more attempts than pages: the rest were retries
+            self._retries += attempts - outcome.pages
+        if outcome.error is not None:
             self._failed += rows
-        now = time.monotonic()
         bar = self._bar
         if bar is None:
             self._done += rows
-            if self._enabled is None and self._timer is None and now - self._started >= AUTO_DELAY:
+            if (
+                self._enabled is None
+                and self._timer is None  # no loop to time the bar's opening: look at the clock
+                and time.monotonic() - self._started >= AUTO_DELAY
+            ):
                 self._open_if_slow()
             return
         bar.update(rows)
+        now = time.monotonic()
         if now - self._last_postfix > POSTFIX_EVERY:
             self._last_postfix = now
             bar.set_postfix_str(self.postfix, refresh=False)

@@ -85,6 +85,9 @@ class RequestSpec:
         """
         if self.method not in ("GET", "HEAD") or self.problem is not None:
             return None
+        plain = self.params is None and self.headers is None and self.data is None
+        if plain and self.json is UNSET:
+            return (self.method, self.url)  # the usual GET: nothing else to tell it apart
         body = None if self.json is UNSET else ("json", freeze(self.json))
         return (
             self.method,

@@ -142,3 +142,17 @@ def test_outcomes_are_freed_when_the_call_ends_without_a_collection(server: Test
     finally:
         gc.enable()
     assert left == 0
+
+
+def test_the_short_dedupe_key_of_a_plain_get_never_meets_a_fuller_one() -> None:
+    plain = RequestSpec("GET", "https://h/x")
+    assert plain.dedupe_key() == RequestSpec("GET", "https://h/x").dedupe_key()
+    others = [
+        RequestSpec("GET", "https://h/x", params={}),
+        RequestSpec("GET", "https://h/x", headers={"a": "1"}),
+        RequestSpec("GET", "https://h/x", json=None),  # a JSON null body is a body
+        RequestSpec("GET", "https://h/x", data=""),
+        RequestSpec("HEAD", "https://h/x"),
+    ]
+    keys = [s.dedupe_key() for s in others]
+    assert plain.dedupe_key() not in keys and len(set(keys)) == len(keys)
