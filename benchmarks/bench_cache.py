@@ -10,7 +10,8 @@ Two parts, in one run on one machine:
 2. End to end against ``benchmarks/server.py`` (a loopback JSON API in its own process, no
    added latency): ``df.aapi.fetch`` of ``--rows`` distinct ids without a cache, the same with
    ``cache=`` on an empty folder (fetch and keep), and the re-run served from the cache. The
-   server's own counter checks that the re-run sent nothing. Target: under 5 s for 100,000 rows.
+   server's own counter checks that the re-runs sent nothing. The re-run is timed ``--rounds``
+   times (the machine is shared; the median is reported). Target: under 5 s for 100,000 rows.
 
 Results are printed as a table and written to ``benchmarks/results/cache.json``.
 """
@@ -93,7 +94,7 @@ def timed_fetch(
     return result
 
 
-def end_to_end(rows: int, concurrency: int, folder: Path) -> dict[str, Any]:
+def end_to_end(rows: int, concurrency: int, folder: Path, rounds: int) -> dict[str, Any]:
     frame = pd.DataFrame({"user_id": range(1, rows + 1)})
     out: dict[str, Any] = {}
     with Server(latency_ms=0) as server:
@@ -107,7 +108,12 @@ def end_to_end(rows: int, concurrency: int, folder: Path) -> dict[str, Any]:
         out["fill_requests"] = server.stats()["requests"]
 
         server.reset()
-        cached = timed_fetch(frame, url, out, "cached", concurrency=concurrency, cache=folder)
+        reruns = []
+        for _ in range(rounds):  # the re-run, several times: the machine is shared and noisy
+            cached = timed_fetch(frame, url, out, "cached", concurrency=concurrency, cache=folder)
+            reruns.append((out["cached_s"], out["cached_cpu_s"]))
+        out["cached_rounds_s"] = [wall for wall, _ in reruns]
+        out["cached_s"], out["cached_cpu_s"] = sorted(reruns)[len(reruns) // 2]  # the median
         out["cached_requests"] = server.stats()["requests"]
         report = pandas_async.last_report()
         assert report is not None
@@ -125,12 +131,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="re-runs from the cache (median)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="pandas-async-bench-cache-"))
     try:
         store = store_part(args.rows, work / "store")
-        e2e = end_to_end(args.rows, args.concurrency, work / "e2e")
+        e2e = end_to_end(args.rows, args.concurrency, work / "e2e", args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     n = args.rows
@@ -147,13 +154,15 @@ def main() -> None:
     for name, key, sent in [
         ("no cache", "no_cache_s", "no_cache_requests"),
         ("cache=, empty folder (fetch and keep)", "fill_s", "fill_requests"),
-        ("cache=, re-run from the cache", "cached_s", "cached_requests"),
+        (f"cache=, re-run (median of {args.rounds})", "cached_s", "cached_requests"),
     ]:
         seconds, cpu = e2e[key], e2e[key.replace("_s", "_cpu_s")]
         print(
             f"  {name:<38} {seconds:6.2f} s  {n / seconds:9,.0f} rows/s  CPU {cpu:6.2f} s  "
             f"{e2e[sent]:>7,} requests"
         )
+    rerun = ", ".join(f"{s:.2f}" for s in e2e["cached_rounds_s"])
+    print(f"  the re-runs, in order: {rerun} s")
     print(
         f"  cached re-run / no cache: {e2e['cached_vs_no_cache']:.2f}x; "
         f"fill / no cache: {e2e['fill_vs_no_cache']:.2f}x; "

@@ -18,7 +18,7 @@ which is what ``json_normalize`` ends with. With ``max_level=`` it is ``json_nor
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -44,7 +44,7 @@ def normalize_records(
         return pd.json_normalize(list(records), sep=sep, max_level=max_level)
     alike = _alike_columns(records, sep)
     if alike is None:
-        return pd.DataFrame([_flat(record, sep) for record in records])
+        return pd.DataFrame(_flat_all(records, sep))
     names, columns = alike
     n = len(records)
     objects = [np.fromiter(column, dtype=object, count=n) for column in columns]
@@ -134,29 +134,35 @@ def _kind(column: list[Any]) -> str | None:
     return "plain"
 
 
-def _flat(record: dict[Any, Any], sep: str) -> dict[Any, Any]:
-    """One record as pandas' ``_simple_json_normalize`` flattens it (same keys, same order)."""
-    for value in record.values():
-        if isinstance(value, dict):
-            break
-    else:
-        return record if type(record) is dict else dict(record)
-    out: dict[Any, Any] = {}
-    nested: list[tuple[Any, dict[Any, Any]]] = []
-    for key, value in record.items():
-        if isinstance(value, dict):
-            nested.append((key, value))
-        else:
-            out[key] = value
-    for key, value in nested:  # after the plain values; a repeated name keeps its first place
-        _flat_into(out, value, _name("", key, sep), sep)
+def _flat_all(records: Sequence[dict[Any, Any]], sep: str) -> list[dict[Any, Any]]:
+    """Each record as pandas' ``_simple_json_normalize`` flattens it (same keys, same order):
+    its plain values first, then its objects' leaves, depth first; a name made twice keeps its
+    first place and its last value. Names are made once per (prefix, key), not once per leaf."""
+    names: dict[tuple[str, Any], str] = {}
+    out: list[dict[Any, Any]] = []
+    for record in records:
+        nested = [(k, v) for k, v in record.items() if isinstance(v, dict)]
+        if not nested:
+            out.append(record if type(record) is dict else dict(record))
+            continue
+        flat = {k: v for k, v in record.items() if not isinstance(v, dict)}
+        _flat_into(flat, nested, "", sep, names)
+        out.append(flat)
     return out
 
 
-def _flat_into(out: dict[Any, Any], obj: dict[Any, Any], prefix: str, sep: str) -> None:
-    for key, value in obj.items():
-        name = _name(prefix, key, sep)
+def _flat_into(
+    out: dict[Any, Any],
+    items: Iterable[tuple[Any, Any]],
+    prefix: str,
+    sep: str,
+    names: dict[tuple[str, Any], str],
+) -> None:
+    for key, value in items:
+        name = names.get((prefix, key))
+        if name is None:
+            name = names[prefix, key] = _name(prefix, key, sep)
         if isinstance(value, dict):
-            _flat_into(out, value, name, sep)
+            _flat_into(out, value.items(), name, sep, names)
         else:
             out[name] = value

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,10 @@ SUFFIX = "_response"
 OUTCOME_COLUMNS = ("_status", "_error", "_elapsed", "_attempts")
 _ROW_KEY = "\x00pandas_async_row"
 TOO_DEEP = "answer nested too deeply"
+_MANY = (list, pd.DataFrame)  # answers that are records: rows mode under how="auto"
+_VALUE = attrgetter("value")
+_STATUS, _ERROR = attrgetter("status"), attrgetter("error")
+_ELAPSED, _ATTEMPTS = attrgetter("elapsed"), attrgetter("attempts")
 
 
 @dataclass(frozen=True)
@@ -86,39 +91,32 @@ def assemble(
     flattened once and its records are then taken for every row that asked.
     """
     n = len(frame)
-    # Distinct outcomes, in first-seen order, and which one each row has.
-    distinct: list[Outcome] = []
-    seen: dict[int, int] = {}
-    row_u = np.empty(n, dtype=np.intp)
-    for i, o in enumerate(outcomes):
-        k = seen.get(id(o))
-        if k is None:
-            k = seen[id(o)] = len(distinct)
-            distinct.append(o)
-        row_u[i] = k
-
+    distinct, row_u = _distinct(outcomes)
+    values = list(map(_VALUE, distinct))
+    types = set(map(type, values))
     if how == "auto":
-        rows_mode = record_path is not None or any(
-            isinstance(o.value, list | pd.DataFrame) for o in distinct
-        )
+        rows_mode = record_path is not None or any(issubclass(t, _MANY) for t in types)
     else:
         rows_mode = how == "rows"
 
     owners: list[int] = []  # the distinct outcome each record came from, ascending
     if not rows_mode:
-        records = []
-        for k, o in enumerate(distinct):
-            if o.value is not None:
-                records.append(_as_record(o.value))
-                owners.append(k)
+        if types == {dict}:  # the usual call: every answer an object
+            records, owners = values, list(range(len(values)))
+        else:
+            records = []
+            for k, value in enumerate(values):
+                if value is not None:
+                    records.append(_as_record(value))
+                    owners.append(k)
         normalized, owners = _normalize_owned(
             records, owners, distinct, sep=sep, max_level=max_level
         )
     elif record_path is None:
         records = []
-        for k, o in enumerate(distinct):
-            if o.value is not None:  # a failed row may still carry the pages fetched before
-                items = _records_of(o.value)
+        for k, value in enumerate(values):
+            if value is not None:  # a failed row may still carry the pages fetched before
+                items = _records_of(value)
                 records.extend(_as_record(r) for r in items)
                 owners.extend([k] * len(items))
         normalized, owners = _normalize_owned(
@@ -128,7 +126,6 @@ def assemble(
         normalized, owners = _normalize_paths(
             distinct, record_path=record_path, meta=meta, sep=sep, max_level=max_level
         )
-    outcomes = [distinct[k] for k in row_u]  # _normalize_paths may have failed some
 
     # Each row gets max(1, its records) output rows; `source` says which normalized record fills
     # each output row (-1: none, the row keeps empty response columns).
@@ -162,16 +159,40 @@ def assemble(
     new.columns = _new_names([str(c) for c in new.columns], reserved, prefix)
 
     take_u = row_u[take]  # outcome columns: read once per distinct outcome, then taken
-    status = pd.array([o.status for o in distinct], dtype="Int64").take(take_u)
-    error = pd.array([o.error for o in distinct], dtype="string").take(take_u)
-    elapsed = np.fromiter((o.elapsed for o in distinct), np.float64, len(distinct))[take_u]
-    attempts = np.fromiter((o.attempts for o in distinct), np.int64, len(distinct))[take_u]
-    values = (status, error, elapsed, attempts)
-    outcome_cols = pd.DataFrame(dict(zip(outcome_cols_named, values, strict=True)))
+    errors = list(map(_ERROR, distinct))  # _normalize_* may have failed some: read them now
+    status = pd.array(list(map(_STATUS, distinct)), dtype="Int64").take(take_u)
+    error = pd.array(errors, dtype="string").take(take_u)
+    elapsed = np.fromiter(map(_ELAPSED, distinct), np.float64, len(distinct))[take_u]
+    attempts = np.fromiter(map(_ATTEMPTS, distinct), np.int64, len(distinct))[take_u]
+    columns = (status, error, elapsed, attempts)
+    outcome_cols = pd.DataFrame(dict(zip(outcome_cols_named, columns, strict=True)))
     result = pd.concat([base, new, outcome_cols], axis=1)
     result.index = index
-    failures = Counter(o.cause or "error" for o in outcomes if not o.ok)
+    failures: Counter[str] = Counter()
+    failed = [k for k, e in enumerate(errors) if e is not None]
+    if failed:
+        rows_of = np.bincount(row_u, minlength=len(distinct))
+        for k in failed:
+            failures[distinct[k].cause or "error"] += int(rows_of[k])
     return Assembled(result, failures, outcome_cols_named)
+
+
+def _distinct(outcomes: Sequence[Outcome]) -> tuple[list[Outcome], np.ndarray]:
+    """The distinct outcomes (rows that shared a request share one object), in first-seen
+    order, and which one each row has."""
+    n = len(outcomes)
+    if len(set(map(id, outcomes))) == n:  # nothing shared
+        return list(outcomes), np.arange(n, dtype=np.intp)
+    distinct: list[Outcome] = []
+    seen: dict[int, int] = {}
+    row_u = np.empty(n, dtype=np.intp)
+    for i, o in enumerate(outcomes):
+        k = seen.get(id(o))
+        if k is None:
+            k = seen[id(o)] = len(distinct)
+            distinct.append(o)
+        row_u[i] = k
+    return distinct, row_u
 
 
 def _normalize_owned(
