@@ -22,10 +22,11 @@ from ._dataset import Dataset, key_hashes
 from ._defaults import apply_defaults
 from ._engine import EnginePolicy, OnRows
 from ._errors import FetchError
+from ._frames import Assembled
 from ._heap import heap_set_aside
 from ._kept import fetch_kept_first
 from ._options import UNSET, FetchKwargs, FetchOptions
-from ._outcome import Outcome
+from ._outcome import Outcome, Tally
 from ._paginate import check_paginate
 from ._parsers import make_parser
 from ._progress import Progress
@@ -79,11 +80,13 @@ class _Job:
         self,
         on_rows: OnRows | None = None,
         chunks: Iterable[Sequence[RequestSpec]] | None = None,
+        tally: Tally | None = None,
     ) -> tuple[list[Outcome], Report]:
         """Send every request; record and return the report too.
 
-        A sink passes ``on_rows`` (its hook) and ``chunks`` (the requests, made a batch at a
-        time instead of ``self.specs``, so they are not all in memory at once).
+        A sink passes ``on_rows`` (its hook), ``chunks`` (the requests, made a batch at a time
+        instead of ``self.specs``, so they are not all in memory at once) and the ``tally`` its
+        hook fills: no outcome is kept per row, and none is returned.
         """
         o = self.options
         policy = EnginePolicy(
@@ -112,7 +115,8 @@ class _Job:
             parent=self.trace_parent,
             source=self.source,
         )
-        outcomes: list[Outcome] | None = None
+        outcomes: list[Outcome] = []
+        counted: Tally | None = None
         try:
             # All rows at once, or a sink's batches through one engine: the same options either way.
             run = functools.partial(
@@ -129,13 +133,14 @@ class _Job:
                     )  # fmt: skip
                 else:
                     outcomes = await run(self.specs if chunks is None else chunks, store=cache)
+            counted = Tally.of(outcomes) if tally is None else tally
         finally:
             progress.close()
             if cache is not None:
                 cache.close()
-            timeline.finish(None if outcomes is None else sum(not x.ok for x in outcomes))
+            timeline.finish(None if counted is None else counted.failed)
         report = report_from_outcomes(
-            outcomes,
+            counted,
             call=self.call,
             seconds=timeline.seconds,
             paginated=o.paginate is not None,
@@ -146,20 +151,18 @@ class _Job:
         record_report(report)
         return outcomes, report
 
+    def assemble(self, frame: pd.DataFrame, outcomes: list[Outcome]) -> Assembled:
+        """``frame``'s rows with their answers joined as this call's options say."""
+        o = self.options
+        return assemble_typed(
+            frame, outcomes, o.schema, how=o.how, record_path=o.record_path, meta=o.meta,
+            max_level=o.max_level, sep=o.sep, prefix=o.prefix,
+        )  # fmt: skip
+
     def finish(self, outcomes: list[Outcome]) -> pd.DataFrame:
         o = self.options
         with heap_set_aside():  # the answers are not garbage: no full collection walks them
-            assembled = assemble_typed(
-                self.frame,
-                outcomes,
-                o.schema,
-                how=o.how,
-                record_path=o.record_path,
-                meta=o.meta,
-                max_level=o.max_level,
-                sep=o.sep,
-                prefix=o.prefix,
-            )
+            assembled = self.assemble(self.frame, outcomes)
         if o.errors == "collect":
             return assembled.frame
         if assembled.failures:
@@ -282,32 +285,25 @@ def write_parquet(
         )
     dataset = Dataset(Path(path), keys, partitions)
     todo = np.flatnonzero(~np.isin(hashes, dataset.open(clean=clean)))
-    part = frame.iloc[todo]
+    part = frame if len(todo) == len(frame) else frame.iloc[todo]  # no copy on a first run
     job = replace(job, frame=part, specs=[])
     o = job.options
-    # The requests are made a batch at a time, as the engine needs them: 100,000 rows' specs
-    # held at once cost more memory than a batch of answers.
-    chunks = (
+    chunks = (  # the requests, made a batch at a time as the engine needs them
         build_requests(part.iloc[start : start + batch_size], url, o)
         for start in range(0, len(part), batch_size)
     )
     writer = BatchWriter(
-        dataset, part, hashes[todo],
-        lambda rows, outcomes: assemble_typed(
-            rows, outcomes, o.schema, how=o.how, record_path=o.record_path, meta=o.meta,
-            max_level=o.max_level, sep=o.sep, prefix=o.prefix,
-        ),
+        dataset, part, hashes[todo], job.assemble,
         batch_size=batch_size, keep_failed=o.errors == "raise",
     )  # fmt: skip
     started = time.perf_counter()
     try:
         report = run_sync(_stream(job, writer, chunks))
     except BaseException:  # Ctrl-C returns before the loop has stopped: let the writer finish
-        writer.abort()  # the batch being written is committed; exiting mid-write would crash
+        writer.abort()  # the slice being written is finished; exiting mid-write would crash
         raise
-    failed = sum(writer.failures.values())
     report = replace(
-        report, failed_rows=failed, causes=dict(writer.failures),
+        report, failed_rows=sum(writer.failures.values()), causes=dict(writer.failures),
         seconds=time.perf_counter() - started,  # the last batch's writing included
     )  # fmt: skip
     record_report(report)
@@ -325,7 +321,7 @@ async def _stream(
 ) -> Report:
     """Run ``job`` feeding ``writer``; then wait until every good row is on disk."""
     try:
-        _, report = await job.run_reported(on_rows=writer.on_rows, chunks=chunks)
+        _, report = await job.run_reported(writer.on_rows, chunks, writer.tally)
     except BaseException as exc:
         writer.abort()
         if writer.error is not None and isinstance(exc, BaseExceptionGroup):

@@ -82,11 +82,12 @@ async def fetch_chunks(
     One engine serves every chunk, so one gate, rate limiter and cool-down hold across them;
     two chunks are under way at a time, so concurrency stays full at a chunk's end while only
     two chunks' specs are in memory. Identical requests are deduped within a chunk.
-    ``on_rows`` gets positions counted across the chunks; the outcomes are returned in order.
+    ``on_rows`` gets positions counted across the chunks, and the outcomes: none is kept past
+    its chunk (a run of any length holds two chunks' outcomes at most) and none is returned.
     """
     sender = _sender(client, policy)
     engine = Engine(sender, policy, parse, on_done=on_done, timeline=timeline, store=store)
-    results: list[asyncio.Task[list[Outcome]]] = []
+    running: list[asyncio.Task[list[Outcome]]] = []
 
     def shifted(offset: int) -> OnRows | None:
         if on_rows is None:
@@ -96,14 +97,14 @@ async def fetch_chunks(
 
     try:
         async with asyncio.TaskGroup() as group:
-            offset = 0
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                if len(results) >= 2:
-                    await asyncio.wait({results[-2]})  # at most two chunks under way
-                results.append(group.create_task(engine.run(chunk, on_rows=shifted(offset))))
+            offset, made = 0, iter(chunks)
+            while True:
+                if len(running) >= 2:  # at most two chunks under way, and made: wait first
+                    await asyncio.wait({running.pop(0)})
+                if (chunk := next(made, None)) is None:
+                    break
+                running.append(group.create_task(engine.run(chunk, on_rows=shifted(offset))))
                 offset += len(chunk)
     finally:
         await sender.aclose()
-    return [outcome for task in results for outcome in task.result()]
+    return []

@@ -5,14 +5,16 @@ Value objects shared by the transport, the engine, the paginators and the frame 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import yarl
 
-__all__ = ["Answer", "AnswerError", "Outcome"]
+__all__ = ["Answer", "AnswerError", "Outcome", "Tally"]
 
 _HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -40,6 +42,48 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass
+class Tally:
+    """What a call's reports count, added up one request at a time (``add``), so a run that keeps
+    no outcome per row (``to_parquet``) reports the same as one that keeps them all."""
+
+    rows: int = 0
+    failed: int = 0
+    distinct: int = 0  # requests after dedupe (a paginated row counts once)
+    requests: int = 0  # sent: first tries, retries and pages
+    retries: int = 0
+    pages: int = 0
+    statuses: Counter[int | None] = field(default_factory=Counter)  # rows by final status
+    causes: Counter[str] = field(default_factory=Counter)  # failed rows by cause
+    latencies: array[float] = field(default_factory=lambda: array("d"))  # per sent request
+
+    def add(self, outcome: Outcome, rows: int = 1) -> None:
+        """Count one request's outcome, which answered ``rows`` rows (more than one: dedupe)."""
+        self.rows += rows
+        self.distinct += 1
+        self.statuses[outcome.status] += rows
+        if not outcome.ok:
+            self.failed += rows
+            self.causes[outcome.cause or "error"] += rows
+        sent_pages = min(outcome.pages, outcome.attempts)
+        self.requests += outcome.attempts
+        self.retries += outcome.attempts - sent_pages
+        self.pages += sent_pages
+        if outcome.attempts:
+            self.latencies.append(outcome.elapsed)
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> Tally:
+        """The tally of per-row outcomes, where rows sharing a request share one object."""
+        rows: dict[int, list[Any]] = {}
+        for outcome in outcomes:
+            rows.setdefault(id(outcome), [outcome, 0])[1] += 1
+        tally = cls()
+        for outcome, count in rows.values():
+            tally.add(outcome, count)
+        return tally
 
 
 class Answer:

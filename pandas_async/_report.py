@@ -17,14 +17,13 @@ from __future__ import annotations
 import html
 import math
 import threading
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._outcome import Outcome
+from ._outcome import Outcome, Tally
 from ._timeline import NO_STATUS, PHASES, Timeline
 
 __all__ = ["Report", "last_report", "record_report", "report_from_outcomes"]
@@ -295,7 +294,7 @@ class Report:
 
 
 def report_from_outcomes(
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[Outcome] | Tally,
     *,
     call: str,
     seconds: float,
@@ -304,39 +303,22 @@ def report_from_outcomes(
     rate: float | None = None,
     cache_hits: int | None = None,
 ) -> Report:
-    """The report of one call, from its per-row outcomes (rows sharing a request share one) and
-    its ``timeline`` (where the time went; its wall time replaces ``seconds`` when given)."""
-    distinct: dict[int, Outcome] = {}
-    statuses: Counter[int | None] = Counter()
-    causes: Counter[str] = Counter()
-    failed = 0
-    for outcome in outcomes:
-        distinct.setdefault(id(outcome), outcome)
-        statuses[outcome.status] += 1
-        if not outcome.ok:
-            failed += 1
-            causes[outcome.cause or "error"] += 1
-    requests = retries = pages = 0
-    latencies: list[float] = []
-    for outcome in distinct.values():
-        sent_pages = min(outcome.pages, outcome.attempts)
-        requests += outcome.attempts
-        retries += outcome.attempts - sent_pages
-        pages += sent_pages
-        if outcome.attempts:
-            latencies.append(outcome.elapsed)
+    """The report of one call, from its per-row outcomes (rows sharing a request share one), or
+    their ``Tally``, and its ``timeline`` (where the time went; its wall time replaces
+    ``seconds`` when given)."""
+    tally = outcomes if isinstance(outcomes, Tally) else Tally.of(outcomes)
     return Report(
         call=call,
-        rows=len(outcomes),
-        failed_rows=failed,
-        shared_rows=len(outcomes) - len(distinct),
-        requests=requests,
-        distinct=len(distinct),
-        retries=retries,
-        pages=pages if paginated else None,
-        statuses=dict(statuses),
-        causes=dict(causes),
-        latencies=tuple(latencies),
+        rows=tally.rows,
+        failed_rows=tally.failed,
+        shared_rows=tally.rows - tally.distinct,
+        requests=tally.requests,
+        distinct=tally.distinct,
+        retries=tally.retries,
+        pages=tally.pages if paginated else None,
+        statuses=dict(tally.statuses),
+        causes=dict(tally.causes),
+        latencies=tuple(tally.latencies),
         seconds=seconds if timeline is None else timeline.seconds,
         time={} if timeline is None else timeline.breakdown(),
         cooldown_by_host={} if timeline is None else dict(timeline.cooldown_by_host),

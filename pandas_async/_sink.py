@@ -22,7 +22,7 @@ import pandas as pd
 
 from ._dataset import Dataset
 from ._frames import Assembled
-from ._outcome import Outcome
+from ._outcome import Outcome, Tally
 
 __all__ = ["SLICE_ROWS", "BatchWriter", "SinkFailed"]
 
@@ -106,6 +106,7 @@ class BatchWriter:
         self.rows_written = 0
         self.records_written = 0
         self.error: BaseException | None = None
+        self.tally = Tally()  # for the report: the run keeps no outcome per row
         self._buffer: list[tuple[int, Outcome, bool]] = []  # (position, outcome, its last row)
         self._batch: _Batch | None = None  # the batch the next slice belongs to
         self._in_batch = 0  # rows handed to the writer for that batch
@@ -116,6 +117,7 @@ class BatchWriter:
     def on_rows(self, rows: list[int], outcome: Outcome) -> Awaitable[None] | None:
         if self.error is not None:
             raise SinkFailed(self.error)
+        self.tally.add(outcome, len(rows))
         last = rows[-1]  # rows sharing a request may fall in two slices: the last lets go
         self._buffer.extend((i, outcome, i == last) for i in rows)
         while self._buffer and len(self._buffer) >= self._slice_size():
@@ -193,6 +195,8 @@ class BatchWriter:
 
     def _write_slice(self, batch: _Batch, part: list[tuple[int, Outcome, bool]]) -> None:
         """Assemble one slice of a batch, write its good rows as hidden files, drop its answers."""
+        import pyarrow as pa
+
         positions = np.fromiter((i for i, _, _ in part), dtype=np.intp, count=len(part))
         rows = self.frame.iloc[positions].copy(deep=False)
         rows[_ROW] = positions
@@ -218,6 +222,8 @@ class BatchWriter:
         k = len(batch.good) - 1
         batch.files += self.dataset.write_hidden(table, f"{batch.name}-{k}")
         batch.records += table.num_rows
+        del table
+        pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages otherwise
 
 
 def _index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
