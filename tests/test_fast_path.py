@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import pandas_async
+from pandas_async._heap import CALL_THRESHOLD
 from pandas_async._limiter import Limiter
 from pandas_async._options import Rate
 from pandas_async._outcome import Outcome
@@ -120,6 +121,28 @@ def test_the_heap_from_before_is_set_aside_during_a_call_only(server: TestServer
         gc.unfreeze()
 
 
+def test_fewer_young_collections_during_a_call_only(server: TestServer) -> None:
+    seen: list[int] = []
+
+    def parse(response: Any) -> Any:
+        seen.append(gc.get_threshold()[0])
+        return response.json()
+
+    df = pd.DataFrame({"user_id": [1, 2]})
+    before = gc.get_threshold()
+    df.aapi.fetch(server.url + "/users/{user_id}", parse=parse)
+    assert seen == [CALL_THRESHOLD] * 2 and gc.get_threshold() == before
+
+    gc.set_threshold(CALL_THRESHOLD * 2, before[1], before[2])  # a higher one is left alone
+    try:
+        seen.clear()
+        df.aapi.fetch(server.url + "/users/{user_id}", parse=parse)
+        assert seen == [CALL_THRESHOLD * 2] * 2
+        assert gc.get_threshold() == (CALL_THRESHOLD * 2, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_overlapping_calls_share_one_freeze(server: TestServer) -> None:
     df = pd.DataFrame({"user_id": list(range(20))})
 
@@ -127,8 +150,9 @@ def test_overlapping_calls_share_one_freeze(server: TestServer) -> None:
         url = server.url + "/slow?delay=0.05&id={user_id}"
         return list(await asyncio.gather(df.aapi.afetch(url), df.aapi.afetch(url)))
 
+    before = gc.get_threshold()
     assert all(len(frame) == 20 for frame in asyncio.run(both()))
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
 
 
 def test_outcomes_are_freed_when_the_call_ends_without_a_collection(server: TestServer) -> None:
