@@ -19,13 +19,12 @@ tell it which wait is which.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import math
 import time
 from collections.abc import Callable, Mapping
 
-from ._limits import Gcra, LearnedPace, QuotaBudget, SendWindow, pace_interval
+from ._hosts import READY, Hold, Host, Ticket
+from ._limits import Gcra, SendWindow, pace_interval
 from ._options import Rate
 from ._quota import parse_quota, parse_retry_after
 
@@ -36,68 +35,6 @@ COOLDOWN_STATUSES = frozenset({429, 503, 418})
 # A pause's end, and a quota's reset, are waited out this much longer: the server's clock and
 # ours differ by the time an answer takes to arrive.
 RESUME_MARGIN = 0.02
-
-
-class Hold:
-    """Why a host cannot take a request now: ``wait`` seconds (None: until an answer comes
-    back), or ``failure``, the cause to fail rows with when the wait is beyond ``max_wait``."""
-
-    __slots__ = ("failure", "wait")
-
-    def __init__(self, wait: float | None = 0.0, failure: str | None = None) -> None:
-        self.wait = wait
-        self.failure = failure
-
-    @property
-    def ready(self) -> bool:
-        return self.failure is None and self.wait is not None and self.wait <= 0
-
-    def __repr__(self) -> str:
-        return f"Hold(wait={self.wait}, failure={self.failure!r})"
-
-
-READY = Hold()
-
-
-class Ticket:
-    """One request on its way: what the limiter needs to learn from its answer."""
-
-    __slots__ = ("host", "new_connection", "probe", "sent_at", "seq", "waited")
-
-    def __init__(
-        self, host: _Host, sent_at: float, probe: bool, waited: float, new_connection: bool
-    ) -> None:
-        self.host = host
-        self.sent_at = sent_at
-        self.probe = probe
-        self.waited = waited  # seconds spent pacing before the send
-        self.new_connection = new_connection  # likely: more in flight than ever before
-        self.seq = host.sent  # requests sent to the host so far, this one included
-
-
-class _Host:
-    """What the limiter knows of one host."""
-
-    __slots__ = (
-        "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
-        "pace_gcra", "pause_cause", "pause_until", "probe_out", "quota", "sent",
-    )  # fmt: skip
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.in_flight = 0
-        self.sent = 0  # requests sent so far
-        self.connections = 0  # the most requests ever in flight: connections the pool keeps
-        self.lock = asyncio.Lock()  # first come, first served through the host's pace
-        self.pace: LearnedPace | None = None  # set once the host throttles
-        self.pace_gcra = Gcra(0.0)
-        self.pause_until = -math.inf
-        self.pause_cause = ""
-        self.needs_probe = False
-        self.probe_out = False
-        self.quota = QuotaBudget()
-        # When the latest fine answers came, to guess a first pace (until the host is paced).
-        self.oks: collections.deque[float] = collections.deque(maxlen=256)
 
 
 class Limiter:
@@ -121,15 +58,15 @@ class Limiter:
             interval = pace_interval(rate.limit / rate.period)
             self.gcra = Gcra(interval, (burst - 1) * interval)
         self._lock = asyncio.Lock()  # first come, first served through the call's window
-        self._hosts: dict[str, _Host] = {}
+        self._hosts: dict[str, Host] = {}
         self._changed: asyncio.Event | None = None  # set when a host may have become free
 
     # -- may a request go? ------------------------------------------------------------------
 
-    def _host(self, name: str) -> _Host:
+    def _host(self, name: str) -> Host:
         host = self._hosts.get(name)
         if host is None:
-            host = self._hosts[name] = _Host(name)
+            host = self._hosts[name] = Host(name)
         return host
 
     def paces(self, name: str) -> bool:
@@ -148,7 +85,7 @@ class Limiter:
         host = self._hosts.get(name)
         return READY if host is None else self._hold(host, self.clock())
 
-    def _hold(self, host: _Host, now: float) -> Hold:
+    def _hold(self, host: Host, now: float) -> Hold:
         left = host.pause_until - now
         if left > 0:
             if left > self.max_wait + RESUME_MARGIN:
@@ -267,7 +204,7 @@ class Limiter:
             await self.wait_change(delay)
         return self.clock() - started
 
-    def _call_delay(self, host: _Host, now: float) -> float:
+    def _call_delay(self, host: Host, now: float) -> float:
         # The host's pace too: it may have been set (a 429) while this one waited.
         delay = host.pace_gcra.delay(now) if host.pace is not None else 0.0
         if self.window is not None:
@@ -277,7 +214,7 @@ class Limiter:
         return delay
 
     def _admit(
-        self, host: _Host, now: float, waited: float, slot: asyncio.Semaphore
+        self, host: Host, now: float, waited: float, slot: asyncio.Semaphore
     ) -> Ticket | None:
         if not self._hold(host, now).ready:
             slot.release()
@@ -330,7 +267,7 @@ class Limiter:
                 if self.on_pause is not None:
                     self.on_pause(host.name, reset_at - now)
         if throttled:
-            self._throttled(host, ticket, now)
+            host.throttled(ticket, now, self.rate)
         if self.window is not None:
             # A refused request stays counted: the server saw it arrive, and rate= promises
             # at most N arrivals in any window, refused or not.
@@ -338,14 +275,13 @@ class Limiter:
                 # Opening the connection may have delayed its arrival past the margin.
                 self.window.restamp(ticket.sent_at, now)
         elif status < 400:
+            host.oks.append(ticket.sent_at)
             if host.pace is not None:
                 host.pace.on_success()
                 host.pace_gcra.interval = host.pace.interval
-            else:
-                host.oks.append(now)
         self._notify()
 
-    def _pause(self, host: _Host, now: float, seconds: float, status: int) -> None:
+    def _pause(self, host: Host, now: float, seconds: float, status: int) -> None:
         until = now + seconds + RESUME_MARGIN
         if until > host.pause_until:
             host.pause_until = until
@@ -357,25 +293,6 @@ class Limiter:
                 f"the server {what} (HTTP {status}) and asked to wait {seconds:g} s "
                 f"(Retry-After), more than Retry(max_wait={self.max_wait:g})"
             )
-
-    def _throttled(self, host: _Host, ticket: Ticket, now: float) -> None:
-        """The host refused a request as too many: pace it evenly from now on."""
-        if host.pace is None:
-            if self.rate is not None:  # the call's own rate, evenly spaced
-                ceiling = self.rate.limit / self.rate.period
-                host.pace = LearnedPace(
-                    ceiling, now, ceiling=ceiling, cut=0.97, slow_start=False, settle=True
-                )
-            else:  # found out: start from half of what went through in the last second
-                recent = sum(1 for t in host.oks if t > now - 1.0)
-                host.pace = LearnedPace(max(1.0, recent / 2), now, cut=0.7)
-            host.pace_gcra = Gcra(host.pace.interval)
-            # Whatever the server let through arrived before this refusal came back: pace on
-            # from now (our latest send may have reached it later than we sent it).
-            host.pace_gcra.record(now)
-        else:
-            host.pace.on_throttle(ticket.sent_at, now)
-            host.pace_gcra.interval = host.pace.interval
 
 
 def _may_have_quota(headers: Mapping[str, str]) -> bool:

@@ -102,6 +102,10 @@ class Gcra:
     def record(self, now: float) -> None:
         self._tat = max(self._tat, now) + self.interval
 
+    def not_before(self, when: float) -> None:
+        """No start before ``when`` (a window that has to turn first)."""
+        self._tat = max(self._tat, when + self.tolerance)
+
     def __repr__(self) -> str:
         return f"Gcra(interval={self.interval:g}, tolerance={self.tolerance:g})"
 
@@ -121,7 +125,9 @@ class LearnedPace:
     few milliseconds): the pace settles a little below the rate instead of refusing again.
     """
 
-    __slots__ = ("_cut_at", "ceiling", "cut", "floor", "peak", "rate", "settle", "slow_start")
+    __slots__ = (
+        "_cut_at", "ceiling", "cut", "floor", "measured", "peak", "rate", "settle", "slow_start",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -141,6 +147,7 @@ class LearnedPace:
         self.rate = self._bounded(start)
         self.slow_start = slow_start
         self.peak = 0.0
+        self.measured = False  # the latest cut went to what the host was seen to take
         self._cut_at = now
 
     def _bounded(self, rate: float) -> float:
@@ -151,20 +158,30 @@ class LearnedPace:
     def interval(self) -> float:
         return pace_interval(self.rate)
 
-    def on_throttle(self, sent_at: float, now: float) -> None:
+    def on_throttle(self, sent_at: float, now: float, let_through: float = 0.0) -> None:
+        """A request sent at ``sent_at`` was refused; ``let_through``: how many the host
+        accepted in the second before it (what a window server takes per second)."""
         if sent_at < self._cut_at:
             return
-        self.peak = self.rate
-        self.rate = self._bounded(self.rate * self.cut)
+        if not self.settle and let_through >= self.rate * self.cut:
+            # The host showed what it takes: go there (no cut when already there: the window
+            # is full, wait for it to turn), and probe above it only slowly.
+            self.peak = self.rate = self._bounded(min(self.rate, let_through))
+            self.measured = True
+        else:
+            self.peak = self.rate
+            self.rate = self._bounded(self.rate * self.cut)
+            self.measured = False
         if self.settle:
             self.ceiling = self.rate
         self.slow_start = False
         self._cut_at = now
 
     def on_success(self) -> None:
-        step = max(1.0, self.rate / 10)  # slow start: +1/s, then +10% per fine answer
+        step = 1.0  # slow start: +1/s per fine answer (doubling in about 0.7 s)
         if not self.slow_start:
-            step = max(1.0 / self.rate, (0.95 * self.peak - self.rate) / 10)
+            above = (0.05 if self.measured else 1.0) / self.rate  # +0.05 or +1/s a second
+            step = max(above, (0.95 * self.peak - self.rate) / 10)
         self.rate = self._bounded(self.rate + step)
 
     def __repr__(self) -> str:

@@ -96,6 +96,26 @@ def test_learned_pace_cuts_once_per_burst_and_grows_back() -> None:
     assert capped.rate == pytest.approx(9.7)  # settles below the rate that drew the 429
 
 
+def test_learned_pace_goes_to_what_a_window_let_through() -> None:
+    # Refused at 15/s after a window let 11 through in the second before: 11 is the rate.
+    pace = LearnedPace(15.0, now=0.0, cut=0.7)
+    pace.on_throttle(sent_at=0.5, now=0.6, let_through=11)
+    assert pace.rate == 11 and pace.measured
+    for _ in range(100):  # about 9 s of answers
+        pace.on_success()
+    assert 11 < pace.rate < 11.6  # probes above it only slowly (+0.05/s per second)
+    # Far fewer than a cut's worth let through (a leaky bucket refusing every other one): an
+    # ordinary cut, and back quickly to just below the rate refused.
+    leaky = LearnedPace(15.0, now=0.0, cut=0.7)
+    leaky.on_throttle(sent_at=0.5, now=0.6, let_through=6)
+    assert leaky.rate == pytest.approx(10.5) and not leaky.measured
+    # Slow start grows by one per second per fine answer, not by a tenth of itself.
+    start = LearnedPace(10.0, now=0.0)
+    for _ in range(10):
+        start.on_success()
+    assert start.rate == 20
+
+
 def test_quota_budget() -> None:
     quota = QuotaBudget()
     assert quota.wait(0.0, in_flight=0) == 0
@@ -286,6 +306,19 @@ def test_refusals_while_the_pace_is_learned_do_not_use_up_retries() -> None:
         assert wall < 2 * 2.0 + 1.0 + SLACK, server.describe()
 
 
+@pytest.mark.parametrize("kind", ["sliding", "ban"])
+def test_without_rate_a_window_server_is_paced_at_what_it_let_through(kind: str) -> None:
+    # No rate=: the first refusal comes after a window's 10 went through, so 10/s is the pace,
+    # and the next request waits for that window to turn. Cutting the pace on each refusal
+    # instead took 7.7 s (sliding) and 5.9 s (ban, whose 429 pauses the host) for 40 rows.
+    with serve(kind, LIMIT, 1.0, latency=0.05) as server:
+        out, wall = fetch_rows(server, 40)
+        assert lost(out) == 0
+        assert server.seen.refused <= 10 + 2, server.describe()  # one window's worth
+        assert server.seen.banned == 0
+        assert wall < 1.25 * 40 / LIMIT + SLACK, server.describe()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fixed", "ban"])
 def test_hundred_rows_without_rate_at_half_a_second_lose_none(kind: str) -> None:
@@ -294,7 +327,7 @@ def test_hundred_rows_without_rate_at_half_a_second_lose_none(kind: str) -> None
         out, wall = fetch_rows(server, 100)
         assert lost(out) == 0, out["_error"].dropna().head()
         assert server.seen.banned == 0
-        assert wall < 2.5 * 100 / LIMIT + SLACK, server.describe()
+        assert wall < 1.5 * 100 / LIMIT + SLACK, server.describe()
 
 
 def test_a_host_that_always_refuses_still_fails_its_rows_in_bounded_time() -> None:

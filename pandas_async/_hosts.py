@@ -1,0 +1,119 @@
+"""What one call's limiter knows of each host, and what it hands the engine: a ``Hold`` (may a
+request go now?) and a ``Ticket`` (one request on its way). ``Host.throttled`` is how a host that
+refuses requests as too many gets paced: at the call's ``rate=``, or at a pace learned from what
+it let through (``_limits.LearnedPace``). Time comes from the caller, as in ``_limits``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+
+from ._limits import WINDOW_MARGIN, Gcra, LearnedPace, QuotaBudget
+from ._options import Rate
+
+__all__ = ["READY", "Hold", "Host", "Ticket"]
+
+# Requests sent this close together went out as one burst.
+BURST_GAP = 0.02
+
+
+class Hold:
+    """Why a host cannot take a request now: ``wait`` seconds (None: until an answer comes
+    back), or ``failure``, the cause to fail rows with when the wait is beyond ``max_wait``."""
+
+    __slots__ = ("failure", "wait")
+
+    def __init__(self, wait: float | None = 0.0, failure: str | None = None) -> None:
+        self.wait = wait
+        self.failure = failure
+
+    @property
+    def ready(self) -> bool:
+        return self.failure is None and self.wait is not None and self.wait <= 0
+
+    def __repr__(self) -> str:
+        return f"Hold(wait={self.wait}, failure={self.failure!r})"
+
+
+READY = Hold()
+
+
+class Ticket:
+    """One request on its way: what the limiter needs to learn from its answer."""
+
+    __slots__ = ("host", "new_connection", "probe", "sent_at", "seq", "waited")
+
+    def __init__(
+        self, host: Host, sent_at: float, probe: bool, waited: float, new_connection: bool
+    ) -> None:
+        self.host = host
+        self.sent_at = sent_at
+        self.probe = probe
+        self.waited = waited  # seconds spent pacing before the send
+        self.new_connection = new_connection  # likely: more in flight than ever before
+        self.seq = host.sent  # requests sent to the host so far, this one included
+
+
+class Host:
+    """What the limiter knows of one host."""
+
+    __slots__ = (
+        "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
+        "pace_gcra", "pause_cause", "pause_until", "probe_out", "quota", "sent",
+    )  # fmt: skip
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.in_flight = 0
+        self.sent = 0  # requests sent so far
+        self.connections = 0  # the most requests ever in flight: connections the pool keeps
+        self.lock = asyncio.Lock()  # first come, first served through the host's pace
+        self.pace: LearnedPace | None = None  # set once the host throttles
+        self.pace_gcra = Gcra(0.0)
+        self.pause_until = -math.inf
+        self.pause_cause = ""
+        self.needs_probe = False
+        self.probe_out = False
+        self.quota = QuotaBudget()
+        # When the latest requests that were answered fine were sent, to measure its pace.
+        self.oks: collections.deque[float] = collections.deque(maxlen=256)
+
+    def throttled(self, ticket: Ticket, now: float, rate: Rate | None) -> None:
+        """The host refused a request as too many: pace it evenly from now on."""
+        if self.pace is None:
+            if rate is not None:  # the call's own rate, evenly spaced
+                ceiling = rate.limit / rate.period
+                self.pace = LearnedPace(
+                    ceiling, now, ceiling=ceiling, cut=0.97, slow_start=False, settle=True
+                )
+            else:  # found out: start from what went through in the second before
+                # Refused while others sent with it got through: a bucket that takes less at
+                # once than over time, so grow from there (slow start). Refused after a run
+                # of accepted ones: a window used up, whose count is the rate.
+                # (Nothing let through yet says nothing: slow start from one per second.)
+                taken = self.let_through(ticket)
+                burst = any(abs(t - ticket.sent_at) < BURST_GAP for t in self.oks)
+                self.pace = LearnedPace(
+                    max(1.0, taken), now, cut=0.7, slow_start=burst or not taken
+                )
+                if not self.pace.slow_start:
+                    self.pace.peak, self.pace.measured = self.pace.rate, True
+            self.pace_gcra = Gcra(self.pace.interval)
+            # Whatever the server let through arrived before this refusal came back: pace on
+            # from now (our latest send may have reached it later than we sent it).
+            self.pace_gcra.record(now)
+        else:
+            self.pace.on_throttle(ticket.sent_at, now, self.let_through(ticket))
+            self.pace_gcra.interval = self.pace.interval
+        if self.pace.measured:  # a window's worth went through: the next waits for it to turn
+            sent = ticket.sent_at
+            first = min((t for t in self.oks if sent - 1.0 <= t < sent), default=sent - 1.0)
+            self.pace_gcra.not_before(first + 1.0 + WINDOW_MARGIN)
+
+    def let_through(self, refused: Ticket) -> int:
+        """Requests accepted that were sent in the second before ``refused`` was: what the
+        host takes per second, as a window server (fixed, sliding) counts it."""
+        sent = refused.sent_at
+        return sum(1 for t in self.oks if sent - 1.0 <= t < sent)
