@@ -220,7 +220,9 @@ def test_burst_1_spaces_starts_evenly_for_a_leaky_bucket() -> None:
     with serve("leaky", LIMIT, 1.0, latency=0.02) as server:
         out, _ = fetch_rows(server, 20, rate=RATE, burst=1)
         assert lost(out) == 0
-        assert server.seen.refused <= 1  # a first connection may arrive late, once
+        # A first connection may arrive late, and a busy machine stamps an arrival late now and
+        # then (the next gap then looks short to the server): once or twice at most.
+        assert server.seen.refused <= 2, server.describe()
         # Evenly spaced: most gaps a full 100 ms (the server's clock stamps a request late
         # now and then when the machine is busy, which shortens the gap after it).
         gaps = sorted(b - a for a, b in itertools.pairwise(server.seen.arrivals))
