@@ -10,7 +10,7 @@ import asyncio
 import collections
 import math
 
-from ._limits import WINDOW_MARGIN, Gcra, LearnedPace, QuotaBudget
+from ._limits import WINDOW_MARGIN, Gcra, LearnedPace, QuotaBudget, SendWindow
 from ._options import Rate
 
 __all__ = ["READY", "Hold", "Host", "Ticket"]
@@ -61,7 +61,7 @@ class Host:
 
     __slots__ = (
         "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
-        "pace_gcra", "pause_cause", "pause_until", "probe_out", "quota", "sent",
+        "pace_gcra", "pause_cause", "pause_until", "policy", "probe_out", "quota", "sent",
     )  # fmt: skip
 
     def __init__(self, name: str) -> None:
@@ -77,6 +77,10 @@ class Host:
         self.needs_probe = False
         self.probe_out = False
         self.quota = QuotaBudget()
+        # Our latest sends, once the server said its quota's limit and window (the IETF
+        # RateLimit-Policy): when the oldest of a full quota's worth is a window old, the
+        # server's window has turned, if ours are the only requests it counts.
+        self.policy: SendWindow | None = None
         # When the latest requests that were answered fine were sent, to measure its pace.
         self.oks: collections.deque[float] = collections.deque(maxlen=256)
 
@@ -117,3 +121,16 @@ class Host:
         host takes per second, as a window server (fixed, sliding) counts it."""
         sent = refused.sent_at
         return sum(1 for t in self.oks if sent - 1.0 <= t < sent)
+
+    def quota_wait(self, now: float) -> float | None:
+        """``QuotaBudget.wait``, ended early when our own sends show the window has turned."""
+        wait = self.quota.wait(now, self.in_flight)
+        policy = self.policy
+        # Only with every send answered (all of them counted in the budget heard).
+        if wait and wait > 0 and policy is not None and policy.full and not self.in_flight:
+            turn = policy.delay(now)
+            if turn <= 0:
+                self.quota.turned()
+                return 0.0
+            return min(wait, turn)
+        return wait

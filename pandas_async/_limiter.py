@@ -93,7 +93,7 @@ class Limiter:
             return Hold(left)
         if host.probe_out:
             return Hold(None)
-        wait = host.quota.wait(now, host.in_flight)
+        wait = host.quota_wait(now)
         if wait is None:
             return Hold(None)
         if wait > 0:
@@ -262,6 +262,10 @@ class Limiter:
             reset_at = None if quota.reset_in is None else now + quota.reset_in
             sent_since = host.sent - ticket.seq
             host.quota.observe(quota.remaining, reset_at, sent_since, now)
+            if quota.limit is not None and quota.window is not None:
+                if host.policy is None or host.policy.limit != quota.limit:
+                    host.policy = SendWindow(quota.limit, quota.window)
+                host.policy.record(ticket.sent_at)
             if quota.remaining <= 0 and reset_at is not None:
                 throttled = throttled or status == 429
                 if self.on_pause is not None:

@@ -64,6 +64,10 @@ class SendWindow:
     def record(self, now: float) -> None:
         self._sent.append(now)  # maxlen drops the oldest
 
+    @property
+    def full(self) -> bool:
+        return len(self._sent) >= self.limit
+
     def restamp(self, sent_at: float, answered_at: float) -> None:
         """Count a send from its answer instead: it may have reached the server that late.
 
@@ -218,6 +222,11 @@ class QuotaBudget:
     def take(self) -> None:
         if self.left is not None:
             self.left -= 1
+
+    def turned(self) -> None:
+        """The window is known to have turned (before the reset heard): the next answer says."""
+        self.left = None
+        self.reset_at = None
 
     def _expire(self, now: float) -> None:
         if self.reset_at is not None and now >= self.reset_at:

@@ -47,16 +47,28 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class Quota:
-    """Requests left, and seconds until the window resets (None: not said)."""
+    """Requests left, and seconds until the window resets (None: not said); ``limit`` per
+    ``window`` seconds when the server says so (the IETF ``RateLimit-Policy: q=, w=``)."""
 
-    __slots__ = ("remaining", "reset_in")
+    __slots__ = ("limit", "remaining", "reset_in", "window")
 
-    def __init__(self, remaining: int, reset_in: float | None) -> None:
+    def __init__(
+        self,
+        remaining: int,
+        reset_in: float | None,
+        limit: int | None = None,
+        window: float | None = None,
+    ) -> None:
         self.remaining = remaining
         self.reset_in = reset_in
+        self.limit = limit
+        self.window = window
 
     def __repr__(self) -> str:
-        return f"Quota(remaining={self.remaining}, reset_in={self.reset_in})"
+        return (
+            f"Quota(remaining={self.remaining}, reset_in={self.reset_in}, limit={self.limit}, "
+            f"window={self.window})"
+        )
 
 
 def _number(value: str | None) -> float | None:
@@ -93,11 +105,13 @@ def parse_quota(headers: Mapping[str, str], *, wall: float | None = None) -> Quo
     if field is None:
         return None
     best: Quota | None = None
+    policies = _policies(headers.get("ratelimit-policy", ""))
     for item in field.split(","):
         params = {k.lower(): float(v) for k, v in _PARAM.findall(item)}
         if "r" in params:
             reset = params.get("t")
             quota = Quota(max(0, int(params["r"])), None if reset is None else max(0.0, reset))
+            quota.limit, quota.window = policies.get(_name(item), (None, None))
             if best is None or quota.remaining < best.remaining:
                 best = quota
     if best is None:  # the earlier draft: one field, "limit=100, remaining=50, reset=30"
@@ -106,3 +120,18 @@ def parse_quota(headers: Mapping[str, str], *, wall: float | None = None) -> Quo
             reset = params.get("reset")
             best = Quota(max(0, int(params["remaining"])), None if reset is None else reset)
     return best
+
+
+def _name(item: str) -> str:
+    """The policy name an IETF list item starts with: ``"default";r=5`` -> ``default``."""
+    return item.split(";", 1)[0].strip().strip('"')
+
+
+def _policies(field: str) -> dict[str, tuple[int | None, float | None]]:
+    """``RateLimit-Policy: "default";q=100;w=10`` -> ``{"default": (100, 10.0)}``."""
+    policies: dict[str, tuple[int | None, float | None]] = {}
+    for item in field.split(","):
+        params = {k.lower(): float(v) for k, v in _PARAM.findall(item)}
+        if params.get("q", 0) >= 1 and params.get("w", 0) > 0:
+            policies[_name(item)] = (int(params["q"]), params["w"])
+    return policies

@@ -155,6 +155,16 @@ def test_parse_quota(headers: dict[str, str], remaining: int, reset_in: float) -
     assert quota.reset_in == pytest.approx(reset_in)
 
 
+def test_parse_quota_reads_the_ietf_policy() -> None:
+    headers = {
+        "ratelimit-policy": '"burst";q=100;w=60, "daily";q=1000;w=86400',
+        "ratelimit": '"burst";r=3;t=20, "daily";r=50;t=3000',
+    }
+    quota = parse_quota(headers)
+    assert quota is not None
+    assert (quota.remaining, quota.reset_in, quota.limit, quota.window) == (3, 20, 100, 60)
+
+
 def test_parse_quota_none() -> None:
     assert parse_quota({"content-type": "application/json"}) is None
     assert parse_quota({"ratelimit": "garbage"}) is None
@@ -355,6 +365,24 @@ def test_quota_headers_are_a_budget(kind: str) -> None:
         assert lost(out) == 0
         assert server.seen.refused == 0, server.describe()
         assert wall < 20 / 5 + SLACK
+
+
+@pytest.mark.parametrize("options", [{}, {"rate": RATE}])
+def test_ietf_quota_resumes_when_our_own_sends_show_the_window_turned(
+    options: dict[str, object],
+) -> None:
+    # RateLimit: t is whole seconds, counted from when the server handled the request, so
+    # "answer + t" is up to one latency late: 50 rows at 0.5 s took 1.4-1.5 s per window.
+    # RateLimit-Policy says 10 per 1 s window: once our own 10 latest sends are a window old,
+    # the window has turned. Neither a 429 nor more than 10 arrivals in any second.
+    with serve("ietf", LIMIT, 1.0, latency=0.5) as server:
+        out, wall = fetch_rows(server, 50, **options)
+        assert lost(out) == 0
+        assert server.seen.refused == 0, server.describe()
+        assert server.most_in_any_window() <= LIMIT, server.describe()
+        # Starts at 0, 1, 2, 3 and 4 s, one latency; with rate=, the first sends opened new
+        # connections and count from their answers: one more latency. It took 6.6 s before.
+        assert wall < 4 * 1.1 + 0.5 + 0.5 + SLACK, server.describe()
 
 
 def test_a_418_ban_with_retry_after_pauses_the_host_and_is_retried() -> None:
