@@ -6,10 +6,11 @@ bytes SQLite returns (``parse="json"``: orjson, big integers kept exact). Those 
 for a concurrency slot, the rate limiter or a cool-down, and nothing is sent for them. Only the
 rest go through the engine, which keeps their good answers.
 
-Parsing 100,000 kept answers makes some 500,000 containers (dicts, lists) in a second, and the
-garbage collector would walk all of them, and all of pandas' objects, several times over: a
-third of the parse time. JSON values hold no reference cycles, so the collector is paused while
-one chunk (2,000 rows, milliseconds) is read, and runs as usual between chunks.
+Reading 100,000 kept answers makes some 500,000 containers (dicts, lists) in a second, and the
+garbage collector would walk them, again and again as they pile up: measured in a session that
+already holds two such results, 1.5 of the 3.1 s this part took. JSON values hold no reference
+cycles, so the collector is paused while the kept rows are read (about 1 s per 100,000 rows;
+nothing is sent meanwhile), and runs as usual from the first request on.
 
 A kept answer that ``parse=`` cannot read (a ``parse=`` changed between runs) is not an error: the
 row is sent again, and a good answer replaces the entry.
@@ -70,30 +71,33 @@ async def fetch_kept_first(
     """
     reader = _Reader(cache, parse)
     outcomes: list[Outcome | None] = [None] * len(specs)
-    where: dict[bytes, list[int]] = {}  # key -> the rows asking for it
-    for i, spec in enumerate(specs):
-        if keepable(spec):
-            where.setdefault(cache.key(spec), []).append(i)
-    if cache.scan_pays(len(where)):  # most of the file is wanted: read it in order
-        found: Iterable[list[tuple[Any, ...]]] = cache.scan(where, _CHUNK)
-    else:
-        keys = list(where)
-        found = (
-            list(cache.rows(keys[start : start + _CHUNK]).values())
-            for start in range(0, len(keys), _CHUNK)
-        )
-    for rows in found:
-        collecting = gc.isenabled()
-        gc.disable()  # see the module's docstring
-        try:
-            hits, answered = _serve(rows, where, specs, reader, outcomes, timeline, dedupe)
-        finally:
-            if collecting:
-                gc.enable()
-        cache.hits += hits
-        if answered:
-            on_done(answered, Outcome(None, 200))
-        await asyncio.sleep(0)  # a turn for the loop: progress, Ctrl-C, other tasks
+    collecting = gc.isenabled()
+    gc.disable()  # see the module's docstring
+    try:
+        first: dict[bytes, int] = {}  # key -> the first row asking for it
+        more: dict[bytes, list[int]] = {}  # key -> the other rows asking for it, if any
+        for i, spec in enumerate(specs):
+            if keepable(spec):
+                key = cache.key(spec)
+                if first.setdefault(key, i) != i:
+                    more.setdefault(key, []).append(i)
+        if cache.scan_pays(len(first)):  # most of the file is wanted: read it in order
+            found: Iterable[list[tuple[Any, ...]]] = cache.scan(first, _CHUNK)
+        else:
+            keys = list(first)
+            found = (
+                list(cache.rows(keys[start : start + _CHUNK]).values())
+                for start in range(0, len(keys), _CHUNK)
+            )
+        for rows in found:
+            hits, answered = _serve(rows, (first, more), specs, reader, outcomes, timeline, dedupe)
+            cache.hits += hits
+            if answered:
+                on_done(answered, Outcome(None, 200))
+            await asyncio.sleep(0)  # a turn for the loop: progress, Ctrl-C, other tasks
+    finally:
+        if collecting:
+            gc.enable()
     left = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if left:
         sent = await send([specs[i] for i in left], _PutOnly(cache))
@@ -104,7 +108,7 @@ async def fetch_kept_first(
 
 def _serve(
     rows: list[tuple[Any, ...]],
-    where: dict[bytes, list[int]],
+    where: tuple[dict[bytes, int], dict[bytes, list[int]]],
     specs: Sequence[RequestSpec],
     reader: _Reader,
     outcomes: list[Outcome | None],
@@ -112,18 +116,26 @@ def _serve(
     dedupe: bool,
 ) -> tuple[int, int]:
     """Fill ``outcomes`` for the rows asking for these kept entries: (answers read, rows)."""
+    first, more = where
     hits = answered = 0
     for row in rows:
-        outcome = None
-        for n, i in enumerate(where[row[0]]):
-            if n == 0 or not dedupe:
-                outcome = reader.read(specs[i], row)
-                if outcome is None:  # parse= cannot read it: the row is sent again
-                    continue
-                hits += 1
-                timeline.cache_hit(specs[i])
+        key = row[0]
+        i = first[key]
+        outcome = reader.read(specs[i], row)
+        if outcome is not None:  # None: parse= cannot read it, the row is sent again
+            hits += 1
+            answered += 1
+            timeline.cache_hit(specs[i])
             outcomes[i] = outcome
-            answered += outcome is not None
+        for j in more.get(key, ()):
+            if not dedupe:  # each row its own answer, as each would have its own request
+                outcome = reader.read(specs[j], row)
+                if outcome is not None:
+                    hits += 1
+                    timeline.cache_hit(specs[j])
+            if outcome is not None:
+                answered += 1
+                outcomes[j] = outcome
     return hits, answered
 
 
