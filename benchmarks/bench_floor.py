@@ -303,6 +303,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
                 else "CPU µs/" + ("page" if job == "pages" else "request")
             )
         ratios = [x / y for x, y in zip(a, b, strict=True)]
+        if job == "requests" and label.startswith("50,000"):
+            lines.append(_memory_line(by))
         lines.append(
             f"{label}: {unit} pandas_async {_span(a)}, {ref_name} {_span(b)}; "
             f"ratio {_span(ratios, '.2f')} (median {statistics.median(ratios):.2f})"
@@ -310,9 +312,27 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _memory_line(by: dict[tuple[str, str, int], dict[str, dict[str, Any]]]) -> str:
+    """Peak RSS per row: the growth from 5,000 to 50,000 rows, over the 45,000 rows between."""
+    per: dict[str, list[float]] = {"pandas_async": [], "floor": []}
+    for (job, label, rnd), runs in by.items():
+        if job == "requests" and label.startswith("50,000"):
+            small = by.get((job, label.replace("50,000", "5,000"), rnd), {})
+            for approach in per:
+                if approach in runs and approach in small:
+                    grown = runs[approach]["peak_rss_mb"] - small[approach]["peak_rss_mb"]
+                    per[approach].append(grown * 1024 / 45_000)
+    if not per["floor"]:
+        return "peak RSS per row: not measured"
+    return (
+        f"peak RSS per row (5,000 -> 50,000 rows): pandas_async {_span(per['pandas_async'])} KB, "
+        f"floor {_span(per['floor'])} KB"
+    )
+
+
 def _span(values: list[float], spec: str = ".1f") -> str:
-    lo, hi = min(values), max(values)
-    return format(lo, spec) if lo == hi else f"{lo:{spec}}-{hi:{spec}}"
+    lo, hi = format(min(values), spec), format(max(values), spec)
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 if __name__ == "__main__":
