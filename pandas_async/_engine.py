@@ -76,7 +76,7 @@ def _first(started: float, status: int | None) -> Attempts:
 class _Done:
     """One run's finished rows: their outcomes in place, and the hooks told of each."""
 
-    __slots__ = ("on_done", "on_rows", "outcomes", "plain")
+    __slots__ = ("on_done", "on_rows", "outcomes")
 
     def __init__(
         self, n: int, on_done: Callable[[int, Outcome], None] | None, on_rows: OnRows | None
@@ -84,7 +84,6 @@ class _Done:
         self.outcomes: list[Outcome | None] = [None] * n
         self.on_done = on_done
         self.on_rows = on_rows
-        self.plain = on_rows is None
 
     def record(self, rows: list[int], outcome: Outcome) -> None:
         outcomes = self.outcomes
@@ -155,6 +154,7 @@ class Engine:
 
         async def runner(start_runner: Callable[[], None]) -> None:
             place = take_place(start_runner)
+            outcomes, on_done = done.outcomes, self.on_done  # locals: gone when the runner ends
             while (job := await queue.next()) is not None:
                 spec, indices = job
                 if spec.problem is not None:  # the row's request could not be built: not sent
@@ -165,8 +165,13 @@ class Engine:
                     outcome, _ = await self.fetch(spec, look_up=not looked_up)
                 else:
                     outcome = await fetch_pages(self.fetch, spec, paginate, self.policy.record_path)
-                if done.plain:  # no hook that may wait: no coroutine per row
-                    done.record(indices, outcome)
+                if done.on_rows is None:  # no hook that may wait: no coroutine per row
+                    if len(indices) == 1:
+                        outcomes[indices[0]] = outcome
+                        if on_done is not None:
+                            on_done(1, outcome)
+                    else:
+                        done.record(indices, outcome)
                 else:
                     await done.finish(indices, outcome)
                 if place.handed_over:
@@ -300,10 +305,7 @@ class Engine:
         self, spec: RequestSpec, state: Attempts, failed: Exception | None = None
     ) -> Answer:
         """The first attempt (unless it ``failed`` already), then (only if it failed in a
-        retryable way) tenacity's retry loop.
-
-        The success path never builds a retrier: that costs more CPU than aiohttp's whole send.
-        """
+        retryable way) the retries: the success path never builds a retrier."""
         host = spec.host
         if failed is None:
             try:

@@ -81,11 +81,29 @@ class Timeline:
     def attempt_begins(self, spec: RequestSpec, attempt: int) -> Any:
         """One attempt (a first try, a retry or a page) goes on the wire; returns a token for
         :meth:`attempt_ends`. ``attempt`` counts from 1 per request."""
-        return self._move(IN_FLIGHT, 1)
+        # _move(IN_FLIGHT, 1), written out: this and attempt_ends run for every request.
+        now = time.perf_counter()
+        count = self._count
+        owner = (
+            COOLDOWN if count[0] else LIMITER if count[1] else IN_FLIGHT if count[2]
+            else BACKOFF if count[3] else OTHER
+        )  # fmt: skip
+        self._spent[owner] += now - self._last
+        self._last = now
+        count[IN_FLIGHT] += 1
+        return now
 
     def attempt_ends(self, token: Any, status: int | None, error: BaseException | None) -> None:
         """The attempt ``token`` came back with ``status``, or failed with ``error``."""
-        now = self._move(IN_FLIGHT, -1)
+        now = time.perf_counter()  # _move(IN_FLIGHT, -1), written out
+        count = self._count
+        owner = (
+            COOLDOWN if count[0] else LIMITER if count[1] else IN_FLIGHT if count[2]
+            else BACKOFF if count[3] else OTHER
+        )  # fmt: skip
+        self._spent[owner] += now - self._last
+        self._last = now
+        count[IN_FLIGHT] -= 1
         started = self.started
         self.started_at.append(token - started)
         self.answered_at.append(now - started)
