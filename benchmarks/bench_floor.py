@@ -1,6 +1,6 @@
 """How close pandas_async is to the floor: per-request, per-page and per-call CPU (issue 16).
 
-    python benchmarks/bench_floor.py              # 3 interleaved rounds, about 4 minutes
+    python benchmarks/bench_floor.py              # 3 interleaved rounds, 10-20 minutes
     python benchmarks/bench_floor.py --rounds 1   # one round
 
 Every job runs in a fresh subprocess (its CPU and peak RSS are its own) against
@@ -245,13 +245,14 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     for rnd in range(1, args.rounds + 1):
-        # Which approach goes first alternates by round; the server has every body encoded
-        # before the round starts, so neither pays for the first use of an id.
+        # Which approach goes first alternates by round, and the per-request and wide jobs run
+        # A B B A within a round (a machine whose load drifts slows both alike); the server has
+        # every body encoded before the round starts, so neither pays for the first use of an id.
         order: tuple[str, ...] = ("floor", "pandas_async") if rnd % 2 else ("pandas_async", "floor")
         with Server(0, warm_ids=50_000) as server:
             if "requests" in only:
                 for n in (5_000, 50_000):
-                    for approach in order:
+                    for approach in (*order, *reversed(order)):  # A B B A: drift cancels
                         spec = {"approach": approach, "rows": n, "concurrency": 50}
                         record("requests", f"{n:,} rows C=50 0 ms", spec, server, rnd)
             if "pages" in only:
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
                     record("call", "one call, one row", {"approach": approach}, server, rnd)
         if "wide" in only:
             with Server(200, warm_ids=20_000) as server:
-                for approach in order:
+                for approach in (*order, *reversed(order)):
                     spec = {"approach": approach, "rows": 20_000, "concurrency": 1_000}
                     record("wide", "20,000 rows C=1,000 200 ms", spec, server, rnd)
 
@@ -280,7 +281,14 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     by: dict[tuple[str, str, int], dict[str, dict[str, Any]]] = {}
     for r in rows:
-        by.setdefault((r["job"], r["label"], r["round"]), {})[r["approach"]] = r
+        runs = by.setdefault((r["job"], r["label"], r["round"]), {})
+        kept = runs.get(r["approach"])
+        if kept is None:
+            runs[r["approach"]] = {**r, "n": 1}
+        else:  # the second run of an A B B A round: the two add up
+            for key in ("cpu", "wall", "server_requests", "peak_rss_mb"):
+                kept[key] += r[key]
+            kept["n"] += 1
     labels = sorted({(job, label) for job, label, _ in by}, key=lambda x: x[1])
     for job, label in labels:
         rounds = [v for (j, lab, _), v in sorted(by.items()) if (j, lab) == (job, label)]
@@ -289,8 +297,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
         refs = [v[ref_name] for v in rounds]
         if job == "wide":
             ideal = 20_000 / 1_000 * 0.2
-            a = [o["wall"] / ideal for o in ours]
-            b = [r["wall"] / ideal for r in refs]
+            a = [o["wall"] / o["n"] / ideal for o in ours]
+            b = [r["wall"] / r["n"] / ideal for r in refs]
             unit = "wall / ideal"
         else:
             per = {"requests": "server_requests", "pages": "server_requests", "call": "units"}
@@ -320,7 +328,11 @@ def _memory_line(by: dict[tuple[str, str, int], dict[str, dict[str, Any]]]) -> s
             small = by.get((job, label.replace("50,000", "5,000"), rnd), {})
             for approach in per:
                 if approach in runs and approach in small:
-                    grown = runs[approach]["peak_rss_mb"] - small[approach]["peak_rss_mb"]
+                    big_run, small_run = runs[approach], small[approach]
+                    grown = (
+                        big_run["peak_rss_mb"] / big_run["n"]
+                        - small_run["peak_rss_mb"] / small_run["n"]
+                    )
                     per[approach].append(grown * 1024 / 45_000)
     if not per["floor"]:
         return "peak RSS per row: not measured"
