@@ -172,12 +172,17 @@ class Dataset:
     def write_hidden(self, table: Any, name: str) -> list[str]:
         """Write ``table`` as hidden files named after ``name`` (readers skip them); return their
         paths in the folder. ``commit`` makes them visible and makes them count."""
-        import pyarrow.dataset as ds
-
         missing = [c for c in self.partition_cols if c not in table.column_names]
         if missing:
             raise ValueError(f"to_parquet: partition column {missing[0]!r} is not in the result")
         self._widen_schema(table)
+        if not self.partition_cols:  # one file: pyarrow.dataset not even imported (7 MiB RSS)
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, self.path / f".part-{name}-0.parquet")
+            return [f".part-{name}-0.parquet"]
+        import pyarrow.dataset as ds
+
         hidden: list[str] = []
         ds.write_dataset(
             table,
