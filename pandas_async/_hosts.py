@@ -43,7 +43,7 @@ READY = Hold()
 class Ticket:
     """One request on its way: what the limiter needs to learn from its answer."""
 
-    __slots__ = ("host", "new_connection", "probe", "sent_at", "seq", "waited")
+    __slots__ = ("counted", "host", "new_connection", "probe", "sent_at", "seq", "waited")
 
     def __init__(
         self, host: Host, sent_at: float, probe: bool, waited: float, new_connection: bool
@@ -54,6 +54,9 @@ class Ticket:
         self.waited = waited  # seconds spent pacing before the send
         self.new_connection = new_connection  # likely: more in flight than ever before
         self.seq = host.sent  # requests sent to the host so far, this one included
+        self.counted = host.policy is not None  # in the quota policy's window of sends
+        if host.policy is not None:
+            host.policy.record(sent_at)
 
 
 class Host:
@@ -123,14 +126,18 @@ class Host:
         return sum(1 for t in self.oks if sent - 1.0 <= t < sent)
 
     def quota_wait(self, now: float) -> float | None:
-        """``QuotaBudget.wait``, ended early when our own sends show the window has turned."""
+        """``QuotaBudget.wait``, with the quota's policy (q per w, when the server said it) as a
+        window of our own sends: never more than q in any w (plus a margin), and once our latest
+        q sends are that old, the server's window has turned (if it counts only this call), so
+        an empty budget is waited out no longer than that."""
         wait = self.quota.wait(now, self.in_flight)
         policy = self.policy
-        # Only with every send answered (all of them counted in the budget heard).
-        if wait and wait > 0 and policy is not None and policy.full and not self.in_flight:
-            turn = policy.delay(now)
-            if turn <= 0:
-                self.quota.turned()
-                return 0.0
-            return min(wait, turn)
-        return wait
+        if policy is None or not policy.full:
+            return wait
+        turn = policy.delay(now)
+        if wait is not None and wait <= 0:
+            return turn
+        if turn <= 0:
+            self.quota.turned()
+            return 0.0
+        return turn if wait is None else min(wait, turn)

@@ -265,7 +265,9 @@ class Limiter:
             if quota.limit is not None and quota.window is not None:
                 if host.policy is None or host.policy.limit != quota.limit:
                     host.policy = SendWindow(quota.limit, quota.window)
-                host.policy.record(ticket.sent_at)
+                if not ticket.counted:  # sent before the policy was heard
+                    ticket.counted = True
+                    host.policy.record_late(ticket.sent_at)
             if quota.remaining <= 0 and reset_at is not None:
                 throttled = throttled or status == 429
                 if self.on_pause is not None:

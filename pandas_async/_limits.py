@@ -64,6 +64,11 @@ class SendWindow:
     def record(self, now: float) -> None:
         self._sent.append(now)  # maxlen drops the oldest
 
+    def record_late(self, sent_at: float) -> None:
+        """A send not recorded when it went (its place in time kept)."""
+        times = sorted([*self._sent, sent_at])
+        self._sent = collections.deque(times[-self.limit :], maxlen=self.limit)
+
     @property
     def full(self) -> bool:
         return len(self._sent) >= self.limit

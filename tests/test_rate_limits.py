@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import pandas_async
+from pandas_async._hosts import Host, Ticket
 from pandas_async._limits import Gcra, LearnedPace, QuotaBudget, SendWindow, pace_interval
 from pandas_async._quota import parse_quota
 from tests.limiter_servers import LimiterServer, most_in_any_window, serve
@@ -127,6 +128,18 @@ def test_quota_budget() -> None:
     quota.observe(remaining=0, reset_at=1.4, sent_since=0, now=0.6)  # rounded up: 1.0 holds
     assert quota.reset_at == 1.0
     assert quota.wait(1.0, in_flight=0) == 0  # reset: unknown again, one may go
+
+
+def test_quota_policy_limits_our_sends_and_ends_the_wait_once_they_are_a_window_old() -> None:
+    host = Host("api")
+    host.policy = SendWindow(2, 1.0, margin=0.0)  # RateLimit-Policy: q=2;w=1
+    Ticket(host, 0.0, False, 0.0, False)
+    assert host.quota_wait(0.05) == 0  # one of two sent: go
+    Ticket(host, 0.1, False, 0.0, False)
+    assert host.quota_wait(0.2) == pytest.approx(0.8)  # two in the last second: wait
+    host.quota.observe(remaining=0, reset_at=3.0, sent_since=0, now=0.6)  # "answer + t": late
+    assert host.quota_wait(0.6) == pytest.approx(0.4)  # not 2.4: our sends are a window old
+    assert host.quota_wait(1.0) == 0 and host.quota.left is None  # the window turned
 
 
 def test_quota_without_reset_waits_for_answers_in_flight() -> None:
