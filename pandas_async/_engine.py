@@ -143,7 +143,7 @@ class Engine:
         looked_up = self.store is not None and paginate is None
         if looked_up:
             jobs = await self._answer_kept(jobs, done.finish)
-        quick = paginate is None and self.store is None  # one request per row, nothing kept
+        quick = paginate is None  # one request per row (a store was asked above, if any)
 
         # `concurrency` runners take rows in order, instead of one task per row: 20,000 waiting
         # tasks cost memory and scheduling. A row for a host on hold (a cool-down, a probe, an
@@ -248,6 +248,8 @@ class Engine:
             value = self.parse(answer)
         except Exception as exc:
             return self._parse_failed(spec, _first(started, status), status, exc)
+        if self.store is not None:
+            self.store.put(spec, answer)
         return Outcome(value, status, None, None, time.monotonic() - started, 1)
 
     async def fetch(

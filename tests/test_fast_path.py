@@ -180,3 +180,25 @@ def test_the_short_dedupe_key_of_a_plain_get_never_meets_a_fuller_one() -> None:
     ]
     keys = [s.dedupe_key() for s in others]
     assert plain.dedupe_key() not in keys and len(set(keys)) == len(keys)
+
+
+def test_a_cached_call_sends_through_the_fast_path_and_keeps_its_answers(
+    server: TestServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pandas_async._engine import Engine
+
+    slow_path: list[str] = []
+    real_fetch = Engine.fetch
+
+    async def fetch(self: Engine, spec: RequestSpec, **kwargs: Any) -> Any:
+        slow_path.append(spec.url)
+        return await real_fetch(self, spec, **kwargs)
+
+    monkeypatch.setattr(Engine, "fetch", fetch)
+    df = pd.DataFrame({"user_id": [1, 2, 3]})
+    url = server.url + "/users/{user_id}"
+    first = df.aapi.fetch(url, cache=tmp_path)
+    assert slow_path == [] and server.count("/users/") == 3
+    again = df.aapi.fetch(url, cache=tmp_path)  # every answer was kept by the fast path
+    assert server.count("/users/") == 3
+    pd.testing.assert_frame_equal(first, again)
