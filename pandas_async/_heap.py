@@ -29,7 +29,7 @@ import gc
 import threading
 from collections.abc import Iterator
 
-__all__ = ["CALL_THRESHOLD", "heap_set_aside"]
+__all__ = ["CALL_THRESHOLD", "heap_set_aside", "set_aside_now"]
 
 CALL_THRESHOLD = 50_000  # young-generation threshold while a call runs (CPython's default: 700)
 
@@ -68,3 +68,11 @@ def heap_set_aside() -> Iterator[None]:
                     if gc.get_threshold()[0] == CALL_THRESHOLD:  # not changed since by someone
                         gc.set_threshold(*_thresholds)
                     _thresholds = None
+
+
+def set_aside_now() -> None:
+    """Inside ``heap_set_aside``: set aside what exists now too (a cached re-run's answers, just
+    read: acyclic, so nothing for the collector to find), when the freeze is ours."""
+    with _lock:
+        if _frozen and _calls:
+            gc.freeze()

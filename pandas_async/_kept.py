@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from ._cache import AnswerCache, keepable
+from ._heap import set_aside_now
 from ._outcome import Answer, Outcome
 from ._parsers import make_parser, read_json
 from ._requests import RequestSpec
@@ -97,6 +98,7 @@ async def fetch_kept_first(
             await asyncio.sleep(0)  # a turn for the loop: progress, Ctrl-C, other tasks
     finally:
         if collecting:
+            set_aside_now()  # the answers just read are not walked again during the call
             gc.enable()
     left = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if left:

@@ -94,6 +94,7 @@ def test_the_garbage_collector_is_left_as_it_was(
         users_frame([1, 2]).aapi.fetch(url, cache=tmp_path)
         assert _report().cache_hits == 2
         assert gc.isenabled() == enabled
+        assert gc.get_freeze_count() == 0  # the answers set aside during the call are back
     finally:
         gc.enable()
 
