@@ -155,7 +155,7 @@ class Engine:
         async def runner(start_runner: Callable[[], None]) -> None:
             place = take_place(start_runner)
             outcomes, on_done = done.outcomes, self.on_done  # locals: gone when the runner ends
-            while (job := await queue.next()) is not None:
+            while (job := queue.take() or await queue.next()) is not None:
                 spec, indices = job
                 if spec.problem is not None:  # the row's request could not be built: not sent
                     outcome = spec.problem

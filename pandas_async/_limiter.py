@@ -60,6 +60,9 @@ class Limiter:
         self._lock = asyncio.Lock()  # first come, first served through the call's window
         self._hosts: dict[str, Host] = {}
         self._changed: asyncio.Event | None = None  # set when a host may have become free
+        # No host has been paused or told of a quota yet: none can be on hold (``RowQueue``
+        # hands rows out without asking ``hold``). Once False, it stays so for the call.
+        self.calm = True
 
     # -- may a request go? ------------------------------------------------------------------
 
@@ -247,6 +250,19 @@ class Limiter:
     def after_answer(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
         host = ticket.host
         host.in_flight -= 1
+        if (
+            status < 400
+            and self.window is None
+            and not ticket.probe
+            and not _may_have_quota(headers)
+        ):  # a plain answer, no rate: nothing to learn but that it went through
+            host.oks.append(ticket.sent_at)
+            if host.pace is not None:
+                host.pace.on_success()
+                host.pace_gcra.interval = host.pace.interval
+            if self._changed is not None:
+                self._notify()
+            return
         now = self.clock()
         if ticket.probe:
             host.probe_out = False
@@ -259,6 +275,7 @@ class Limiter:
             self._pause(host, now, retry_after, status)
         quota = parse_quota(headers, wall=self.wall()) if _may_have_quota(headers) else None
         if quota is not None:
+            self.calm = False
             reset_at = None if quota.reset_in is None else now + quota.reset_in
             sent_since = host.sent - ticket.seq
             host.quota.observe(quota.remaining, reset_at, sent_since, now)
@@ -289,6 +306,7 @@ class Limiter:
 
     def _pause(self, host: Host, now: float, seconds: float, status: int) -> None:
         until = now + seconds + RESUME_MARGIN
+        self.calm = False
         if until > host.pause_until:
             host.pause_until = until
             host.needs_probe = True

@@ -95,6 +95,13 @@ class RowQueue:
         self._finish = finish
         self._parked: dict[str, collections.deque[Job]] = {}
 
+    def take(self) -> Job | None:
+        """The next row at once, when no host has been held yet and none is parked (the
+        common case); None: ask ``next``, which also says when the rows are done."""
+        if self._limiter.calm and not self._parked:
+            return next(self._jobs, None)
+        return None
+
     async def next(self) -> Job | None:
         limiter = self._limiter
         while True:

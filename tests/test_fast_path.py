@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 import pandas_async
 from pandas_async._heap import CALL_THRESHOLD
@@ -17,6 +18,7 @@ from pandas_async._limiter import Limiter
 from pandas_async._options import Rate
 from pandas_async._outcome import Outcome
 from pandas_async._requests import RequestSpec, Template, build_requests
+from pandas_async._rows import RowQueue
 from tests.helpers import fast_retry
 from tests.server import TestServer
 
@@ -79,6 +81,43 @@ def test_admit_now_only_when_nothing_paces_or_holds_the_host() -> None:
     assert limiter.admit_now("h") is None  # over, but it is now paced and needs a probe
     paced = Limiter(Rate(10, 1.0), None, 60.0)
     assert paced.admit_now("h") is None  # a rate: every send goes through the window
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30"}),  # a quota used up
+        (200, {"RateLimit": '"default";r=0;t=30'}),
+        (200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "30"}),
+        (429, {"Retry-After": "30"}),
+        (503, {"Retry-After": "30"}),
+        (418, {"Retry-After": "30"}),
+    ],
+)
+def test_the_fast_answer_path_still_hears_every_limit(status: int, headers: dict[str, str]) -> None:
+    # A plain 200 skips the limiter's bookkeeping and the queue hands rows out without asking
+    # for holds; an answer that says "wait" (as the server spells it) must still hold the host.
+    now = [100.0]
+    limiter = Limiter(None, None, 60.0, clock=lambda: now[0], wall=lambda: 0.0)
+    jobs = [(RequestSpec("GET", f"https://h/{i}"), [i]) for i in range(3)]
+    queue = RowQueue(jobs, limiter, finish=lambda rows, outcome: asyncio.sleep(0))
+    ok = limiter.admit_now("h")
+    assert ok is not None
+    limiter.after_answer(ok, 200, CIMultiDictProxy(CIMultiDict({"Content-Type": "text/plain"})))
+    assert limiter.calm and limiter.hold("h").ready and queue.take() is jobs[0]
+    ticket = limiter.admit_now("h")
+    assert ticket is not None
+    limiter.after_answer(ticket, status, CIMultiDictProxy(CIMultiDict(headers)))
+    assert not limiter.calm and not limiter.hold("h").ready
+    assert limiter.admit_now("h") is None and queue.take() is None  # the full path decides
+
+
+def test_a_429_without_retry_after_on_the_fast_path_paces_the_host() -> None:
+    limiter = Limiter(None, None, 60.0, clock=lambda: 100.0, wall=lambda: 0.0)
+    ticket = limiter.admit_now("h")
+    assert ticket is not None
+    limiter.after_answer(ticket, 429, CIMultiDictProxy(CIMultiDict()))
+    assert limiter.paces("h") and limiter.admit_now("h") is None
 
 
 def test_a_host_that_gets_paused_leaves_the_fast_path(server: TestServer) -> None:
