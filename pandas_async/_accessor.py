@@ -124,7 +124,7 @@ class _Job:
                 parse=make_parser(o.parse), on_done=progress.update, timeline=timeline,
                 on_rows=on_rows,
             )  # fmt: skip
-            with heap_set_aside():  # see _heap: the heap from before is not walked again
+            with heap_set_aside(fewer_collections=chunks is None):  # see _heap
                 if cache is not None and chunks is None and o.paginate is None:  # kept first
                     outcomes = await fetch_kept_first(
                         self.specs, cache, lambda left, store: run(left, store=store),

@@ -40,16 +40,18 @@ _thresholds: tuple[int, int, int] | None = None  # the ones to put back, when we
 
 
 @contextlib.contextmanager
-def heap_set_aside() -> Iterator[None]:
+def heap_set_aside(*, fewer_collections: bool = True) -> Iterator[None]:
     """While the block runs: fewer young collections, and the objects that existed when it
-    began are skipped by full ones."""
+    began are skipped by full ones. ``fewer_collections=False`` keeps the threshold as it is:
+    streaming to Parquet, where the cyclic garbage a raised threshold lets pile up (about 10 MiB)
+    would count against memory bounded by the batch (decided by the first of overlapping calls)."""
     global _calls, _frozen, _thresholds
     with _lock:
         if _calls == 0:
             enabled = gc.isenabled()
             _frozen = enabled and gc.get_freeze_count() == 0
             before = gc.get_threshold()
-            if enabled and 0 < before[0] < CALL_THRESHOLD:
+            if fewer_collections and enabled and 0 < before[0] < CALL_THRESHOLD:
                 _thresholds = before
                 gc.set_threshold(CALL_THRESHOLD, before[1], before[2])
         if _frozen:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -386,3 +387,26 @@ def test_a_folder_without_partitions_never_imports_pyarrow_dataset(
     assert out.stdout.split()[-1] == "False"
     back = pd.read_parquet(tmp_path / "out")
     assert sorted(back["id"]) == list(range(30)) and sorted(back["index"]) == list(range(30))
+
+
+def test_streaming_keeps_the_collection_threshold_as_it_is(
+    server: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fetch raises the young-generation threshold while it runs (fewer collections); streaming
+    # does not: the cyclic garbage a raised threshold lets pile up (~10 MiB measured) would count
+    # against memory bounded by the batch.
+    import gc
+
+    import pandas_async._sink as sink
+
+    seen: list[int] = []
+    write = sink.BatchWriter._write_slice
+
+    def looking(self: sink.BatchWriter, batch: sink._Batch, part: list[Any]) -> None:
+        seen.append(gc.get_threshold()[0])
+        write(self, batch, part)
+
+    monkeypatch.setattr(sink.BatchWriter, "_write_slice", looking)
+    before = gc.get_threshold()
+    _ids(40).aapi.to_parquet(tmp_path, f"{server.url}/record", params={"x": "{id}"}, batch_size=10)
+    assert len(seen) == 4 and set(seen) == {before[0]} and gc.get_threshold() == before
