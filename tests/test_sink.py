@@ -300,7 +300,9 @@ def test_peak_memory_does_not_grow_with_the_batch_size(server: TestServer, tmp_p
     # (well under 1 KB a row) grow with it.
     n, size = 20_000, 8_000
     peaks = {b: _peak_rss(server, tmp_path / str(b), n, batch=b, size=size) for b in (2_000, n)}
-    assert peaks[n] - peaks[2_000] < 0.25 * n * size, peaks
+    # +12-18 MB alone; +41 MB once in a full CI run on the loaded 2-core machine. Holding the
+    # batch's answers costs 160 MB or more, so 0.4 of them (64 MB) still tells the two apart.
+    assert peaks[n] - peaks[2_000] < 0.4 * n * size, peaks
 
 
 @pytest.mark.slow
