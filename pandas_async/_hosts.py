@@ -1,7 +1,8 @@
 """What one call's limiter knows of each host, and what it hands the engine: a ``Hold`` (may a
 request go now?) and a ``Ticket`` (one request on its way). ``Host.throttled`` is how a host that
 refuses requests as too many gets paced: at the call's ``rate=``, or at a pace learned from what
-it let through (``_limits.LearnedPace``). Time comes from the caller, as in ``_limits``.
+it let through (``_limits.LearnedPace``; for a no-burst leaky bucket, from the gaps between sends it
+took and refused, ``_limits.BucketGaps``). Time comes from the caller, as in ``_limits``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ import asyncio
 import collections
 import math
 
-from ._limits import WINDOW_MARGIN, Gcra, LearnedPace, QuotaBudget, SendWindow
+from ._limits import (
+    BURST_GAP,
+    WINDOW_MARGIN,
+    BucketGaps,
+    Gcra,
+    LearnedPace,
+    QuotaBudget,
+    SendWindow,
+)
 from ._options import Rate
 
 __all__ = ["READY", "Hold", "Host", "Ticket"]
-
-# Requests sent this close together went out as one burst.
-BURST_GAP = 0.02
 
 
 class Hold:
@@ -57,6 +63,9 @@ class Ticket:
         self.counted = host.policy is not None  # in the quota policy's window of sends
         if host.policy is not None:
             host.policy.record(sent_at)
+        if host.pace is not None:  # a learned pace may change with each send (a search)
+            host.pace.on_send()
+            host.pace_gcra.interval = host.pace.interval
 
 
 class Host:
@@ -95,18 +104,14 @@ class Host:
                 self.pace = LearnedPace(
                     ceiling, now, ceiling=ceiling, cut=0.97, slow_start=False, settle=True
                 )
-            else:  # found out: start from what went through in the second before
-                # Refused while others sent with it got through: a bucket that takes less at
-                # once than over time, so grow from there (slow start). Refused after a run
-                # of accepted ones: a window used up, whose count is the rate.
-                # (Nothing let through yet says nothing: slow start from one per second.)
-                taken = self.let_through(ticket)
-                burst = any(abs(t - ticket.sent_at) < BURST_GAP for t in self.oks)
-                self.pace = LearnedPace(
-                    max(1.0, taken), now, cut=0.7, slow_start=burst or not taken
-                )
-                if not self.pace.slow_start:
-                    self.pace.peak, self.pace.measured = self.pace.rate, True
+            else:  # found out from what went through
+                gaps = BucketGaps(self.oks, [ticket.sent_at])
+                if gaps.interval is not None:
+                    # No two requests taken at once (yet): maybe a no-burst leaky bucket, whose
+                    # interval the gaps between sends show (BucketGaps).
+                    self.pace = LearnedPace(1.0, now, cut=0.7, slow_start=False, gaps=gaps)
+                else:
+                    self.pace = self._counted_pace(ticket, now)
             self.pace_gcra = Gcra(self.pace.interval)
             # Whatever the server let through arrived before this refusal came back: pace on
             # from now (our latest send may have reached it later than we sent it).
@@ -118,6 +123,32 @@ class Host:
             sent = ticket.sent_at
             first = min((t for t in self.oks if sent - 1.0 <= t < sent), default=sent - 1.0)
             self.pace_gcra.not_before(first + 1.0 + WINDOW_MARGIN)
+
+    def paced_ok(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` to this paced host was answered fine."""
+        assert self.pace is not None
+        self.pace.on_success(sent_at)
+        # A shorter interval brings the start already due forward: after a search (BucketGaps)
+        # it was due one long interval after the last.
+        if self.pace.interval < self.pace_gcra.interval:
+            self.pace_gcra.retime(self.pace.interval)
+        else:
+            self.pace_gcra.interval = self.pace.interval
+
+    def _counted_pace(self, refused: Ticket, now: float) -> LearnedPace:
+        """A pace from what went through in the second before ``refused`` was sent.
+
+        Refused while others sent with it got through: a bucket that takes less at once than
+        over time, so grow from there (slow start). Refused after a run of accepted ones: a
+        window used up, whose count is the rate. (Nothing let through yet says nothing: slow
+        start from one per second.)
+        """
+        taken = self.let_through(refused)
+        burst = any(abs(t - refused.sent_at) < BURST_GAP for t in self.oks)
+        pace = LearnedPace(max(1.0, taken), now, cut=0.7, slow_start=burst or not taken)
+        if not pace.slow_start:
+            pace.peak, pace.measured = pace.rate, True
+        return pace
 
     def let_through(self, refused: Ticket) -> int:
         """Requests accepted that were sent in the second before ``refused`` was: what the

@@ -258,8 +258,7 @@ class Limiter:
         ):  # a plain answer, no rate: nothing to learn but that it went through
             host.oks.append(ticket.sent_at)
             if host.pace is not None:
-                host.pace.on_success()
-                host.pace_gcra.interval = host.pace.interval
+                host.paced_ok(ticket.sent_at)
             if self._changed is not None:
                 self._notify()
             return
@@ -300,8 +299,7 @@ class Limiter:
         elif status < 400:
             host.oks.append(ticket.sent_at)
             if host.pace is not None:
-                host.pace.on_success()
-                host.pace_gcra.interval = host.pace.interval
+                host.paced_ok(ticket.sent_at)
         self._notify()
 
     def _pause(self, host: Host, now: float, seconds: float, status: int) -> None:

@@ -7,17 +7,22 @@ botocore's adaptive retry mode composes a token bucket, a rate calculator and a 
 - ``SendWindow``: at most N sends in any window of one period, counted from send times.
 - ``Gcra``: even spacing with a tolerance (the generic cell rate algorithm, a leaky bucket's twin).
 - ``LearnedPace``: a host's start rate learned from its throttles (AIMD, as TCP does).
+- ``BucketGaps``: a no-burst leaky bucket's interval, read from the gaps between our sends.
 - ``QuotaBudget``: what a server's quota headers say is left, as a budget of sends.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
+from collections.abc import Iterable
 
 __all__ = [
+    "BURST_GAP",
     "PACE_MARGIN",
     "WINDOW_MARGIN",
+    "BucketGaps",
     "Gcra",
     "LearnedPace",
     "QuotaBudget",
@@ -32,6 +37,10 @@ WINDOW_MARGIN = 0.02
 # leaky-bucket server with no burst (nginx limit_req) refuses a request 1 ms early, and
 # arrivals jitter by a few milliseconds on a busy machine.
 PACE_MARGIN = 0.03
+# Requests sent this close together went out as one burst.
+BURST_GAP = 0.02
+# While a bucket's interval is unknown, each send waits this much longer than the one before.
+SEARCH_GROWTH = 1.25
 
 
 def pace_interval(rate: float) -> float:
@@ -115,6 +124,11 @@ class Gcra:
         """No start before ``when`` (a window that has to turn first)."""
         self._tat = max(self._tat, when + self.tolerance)
 
+    def retime(self, interval: float) -> None:
+        """A new interval, for the start already due too (one interval after the last)."""
+        self._tat += interval - self.interval
+        self.interval = interval
+
     def __repr__(self) -> str:
         return f"Gcra(interval={self.interval:g}, tolerance={self.tolerance:g})"
 
@@ -132,10 +146,12 @@ class LearnedPace:
     (the call's ``rate=``) is never passed; with ``settle`` a cut lowers it too, for a host
     paced at the call's rate that still refuses now and then (its clock and ours disagree by a
     few milliseconds): the pace settles a little below the rate instead of refusing again.
+    With ``gaps``, while they show a no-burst leaky bucket, the rate is theirs instead.
     """
 
     __slots__ = (
-        "_cut_at", "ceiling", "cut", "floor", "measured", "peak", "rate", "settle", "slow_start",
+        "_cut_at", "ceiling", "cut", "floor", "gaps", "measured", "peak", "rate", "settle",
+        "slow_start",
     )  # fmt: skip
 
     def __init__(
@@ -148,6 +164,7 @@ class LearnedPace:
         floor: float = 0.2,
         slow_start: bool = True,
         settle: bool = False,
+        gaps: BucketGaps | None = None,
     ) -> None:
         self.ceiling = ceiling
         self.settle = settle
@@ -158,6 +175,20 @@ class LearnedPace:
         self.peak = 0.0
         self.measured = False  # the latest cut went to what the host was seen to take
         self._cut_at = now
+        self.gaps = gaps
+        self._follow_gaps()
+
+    def _follow_gaps(self) -> bool:
+        """Take the bucket's interval as the pace, while the gaps show a no-burst bucket."""
+        if self.gaps is None:
+            return False
+        interval = self.gaps.interval
+        if interval is None:  # not such a bucket (that never changes back): count instead
+            self.gaps = None
+            return False
+        self.rate = self._bounded(1.0 / interval)
+        self.slow_start = self.measured = False
+        return True
 
     def _bounded(self, rate: float) -> float:
         rate = max(self.floor, rate)
@@ -170,6 +201,10 @@ class LearnedPace:
     def on_throttle(self, sent_at: float, now: float, let_through: float = 0.0) -> None:
         """A request sent at ``sent_at`` was refused; ``let_through``: how many the host
         accepted in the second before it (what a window server takes per second)."""
+        if self.gaps is not None:
+            self.gaps.refused(sent_at)
+            if self._follow_gaps():
+                return
         if sent_at < self._cut_at:
             return
         if not self.settle and let_through >= self.rate * self.cut:
@@ -186,7 +221,17 @@ class LearnedPace:
         self.slow_start = False
         self._cut_at = now
 
-    def on_success(self) -> None:
+    def on_send(self) -> None:
+        if self.gaps is not None:
+            self.gaps.sent()
+            self._follow_gaps()
+
+    def on_success(self, sent_at: float | None = None) -> None:
+        """A request (sent at ``sent_at``) was answered fine."""
+        if self.gaps is not None and sent_at is not None:
+            self.gaps.accepted(sent_at)
+            if self._follow_gaps():
+                return
         step = 1.0  # slow start: +1/s per fine answer (doubling in about 0.7 s)
         if not self.slow_start:
             above = (0.05 if self.measured else 1.0) / self.rate  # +0.05 or +1/s a second
@@ -195,6 +240,73 @@ class LearnedPace:
 
     def __repr__(self) -> str:
         return f"LearnedPace(rate={self.rate:.3g}/s, slow_start={self.slow_start})"
+
+
+class BucketGaps:
+    """A no-burst leaky bucket's interval (nginx ``limit_req``'s default), from our send times.
+
+    Such a bucket takes a request only when the last one it took is at least 1/r old, and a
+    refused one does not count. So 1/r lies above ``lo``, the largest gap from an accepted send
+    to a refused one after it, and at or below ``hi``, the smallest gap between accepted sends.
+    A server that took two requests within ``BURST_GAP`` is not one (a window, a token bucket);
+    nor is one that refused a send more than 1.5 ``hi`` after an accepted one (a window that
+    counts): ``interval`` is None then, for good.
+
+    Until an accepted gap is known, ``interval`` searches: each send waits ``SEARCH_GROWTH``
+    times longer than the one before, so the refusals are few (about log(1/r / BURST_GAP))
+    however late answers come. Then it is halfway between lo and hi (the pacer adds its
+    margin): an accepted send at that pace lowers hi, a refused one raises lo, and the pace
+    closes in on 1/r from above. Counting what went through in a second instead reads about
+    half the rate: paced just above it, a bucket refuses every other request.
+    """
+
+    __slots__ = ("_accepted", "bursts", "hi", "lo", "search")
+
+    def __init__(self, accepted: Iterable[float], refused: Iterable[float] = ()) -> None:
+        self._accepted: list[float] = []  # send times, sorted; the latest 64
+        self.bursts = False
+        self.hi = math.inf
+        self.lo = 0.0
+        for sent_at in sorted(accepted):
+            self.accepted(sent_at)
+        for sent_at in refused:
+            self.refused(sent_at)
+        self.search = max(BURST_GAP, self.lo)
+
+    def accepted(self, sent_at: float) -> None:
+        times = self._accepted
+        i = bisect.bisect(times, sent_at)
+        for gap in (
+            sent_at - times[i - 1] if i else math.inf,
+            times[i] - sent_at if i < len(times) else math.inf,
+        ):
+            if gap < BURST_GAP:
+                self.bursts = True
+            self.hi = min(self.hi, gap)
+        times.insert(i, sent_at)
+        if len(times) > 64:
+            del times[0]
+
+    def refused(self, sent_at: float) -> None:
+        i = bisect.bisect(self._accepted, sent_at)
+        if i:
+            self.lo = max(self.lo, sent_at - self._accepted[i - 1])
+
+    def sent(self) -> None:
+        if self.hi == math.inf:
+            self.search *= SEARCH_GROWTH
+
+    @property
+    def interval(self) -> float | None:
+        """Seconds between sends the bucket takes (no margin); None: not such a bucket."""
+        if self.bursts or self.lo > 1.5 * self.hi:
+            return None
+        if self.hi == math.inf:
+            return self.search
+        return max(self.lo, (self.lo + self.hi) / 2)
+
+    def __repr__(self) -> str:
+        return f"BucketGaps(lo={self.lo:.4g}, hi={self.hi:.4g}, bursts={self.bursts})"
 
 
 class QuotaBudget:
