@@ -62,7 +62,10 @@ def _sender(client: httpx.AsyncClient | None, policy: EnginePolicy) -> Sender:
             concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
         )
     return AiohttpSender(
-        concurrency=policy.concurrency, timeout=policy.timeout, max_bytes=policy.max_bytes
+        concurrency=policy.concurrency,
+        timeout=policy.timeout,
+        max_bytes=policy.max_bytes,
+        watch_wire=policy.rate is not None,
     )
 
 

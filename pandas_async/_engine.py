@@ -351,7 +351,7 @@ class Engine:
                     state.started = time.monotonic()
                 token = timeline.attempt_begins(spec, state.count)
                 try:
-                    answer = await self.sender.send(spec)
+                    answer = await self.sender.send(spec, limiter.wire_watch(ticket))
                 except BaseException as exc:
                     timeline.attempt_ends(token, None, exc)
                     limiter.after_failure(ticket)

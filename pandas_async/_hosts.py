@@ -49,7 +49,9 @@ READY = Hold()
 class Ticket:
     """One request on its way: what the limiter needs to learn from its answer."""
 
-    __slots__ = ("counted", "host", "new_connection", "probe", "sent_at", "seq", "waited")
+    __slots__ = (
+        "counted", "host", "new_connection", "probe", "sent_at", "seq", "trial", "waited", "wired",
+    )  # fmt: skip
 
     def __init__(
         self, host: Host, sent_at: float, probe: bool, waited: float, new_connection: bool
@@ -60,6 +62,8 @@ class Ticket:
         self.waited = waited  # seconds spent pacing before the send
         self.new_connection = new_connection  # likely: more in flight than ever before
         self.seq = host.sent  # requests sent to the host so far, this one included
+        self.trial = False  # one of the two sent together to see if the host takes bursts
+        self.wired = False  # the sender said when it went on the wire (sent_at is that time)
         self.counted = host.policy is not None  # in the quota policy's window of sends
         if host.policy is not None:
             host.policy.record(sent_at)
@@ -74,6 +78,7 @@ class Host:
     __slots__ = (
         "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
         "pace_gcra", "pause_cause", "pause_until", "policy", "probe_out", "quota", "sent",
+        "takes_bursts", "trial", "trial_passed",
     )  # fmt: skip
 
     def __init__(self, name: str) -> None:
@@ -89,6 +94,12 @@ class Host:
         self.needs_probe = False
         self.probe_out = False
         self.quota = QuotaBudget()
+        # Under rate= with burst=None: whether the host takes a burst (None: not known yet).
+        # Until its first two requests, sent together, are both answered without a refusal,
+        # starts are paced evenly by ``trial`` (two at once, then one per interval).
+        self.takes_bursts: bool | None = None
+        self.trial: Gcra | None = None
+        self.trial_passed = 0
         # Our latest sends, once the server said its quota's limit and window (the IETF
         # RateLimit-Policy): when the oldest of a full quota's worth is a window old, the
         # server's window has turned, if ours are the only requests it counts.

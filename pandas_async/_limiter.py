@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Mapping
 
@@ -35,6 +36,8 @@ COOLDOWN_STATUSES = frozenset({429, 503, 418})
 # A pause's end, and a quota's reset, are waited out this much longer: the server's clock and
 # ours differ by the time an answer takes to arrive.
 RESUME_MARGIN = 0.02
+# A request that goes on the wire this much later than it was stamped is counted from then.
+WIRE_SLACK = 0.001
 
 
 class Limiter:
@@ -54,9 +57,17 @@ class Limiter:
         self.on_pause: Callable[[str, float], None] | None = None  # host, seconds: a pause began
         self.window = SendWindow(rate.limit, rate.period) if rate is not None else None
         self.gcra: Gcra | None = None
-        if rate is not None and burst is not None:
+        # burst=None: a host's first two requests go together, then starts are evenly paced
+        # until both are answered without a refusal; only then may a window's N go at once. A
+        # no-burst leaky bucket (nginx's default) refuses one request instead of N-1, and the
+        # window is not filled by refused arrivals (each costs a whole period).
+        self.trial_interval: float | None = None
+        if rate is not None:
             interval = pace_interval(rate.limit / rate.period)
-            self.gcra = Gcra(interval, (burst - 1) * interval)
+            if burst is not None:
+                self.gcra = Gcra(interval, (burst - 1) * interval)
+            else:
+                self.trial_interval = interval
         self._lock = asyncio.Lock()  # first come, first served through the call's window
         self._hosts: dict[str, Host] = {}
         self._changed: asyncio.Event | None = None  # set when a host may have become free
@@ -70,6 +81,8 @@ class Limiter:
         host = self._hosts.get(name)
         if host is None:
             host = self._hosts[name] = Host(name)
+            if self.trial_interval is not None:
+                host.trial = Gcra(self.trial_interval, self.trial_interval)
         return host
 
     def paces(self, name: str) -> bool:
@@ -162,6 +175,8 @@ class Limiter:
                             self.window.record(now)
                         if self.gcra is not None:
                             self.gcra.record(now)
+                        if host.trial is not None and host.takes_bursts is None:
+                            host.trial.record(now)
                 else:
                     now = self.clock()
                 if host.pace is not None:
@@ -214,6 +229,8 @@ class Limiter:
             delay = max(delay, self.window.delay(now))
         if self.gcra is not None:
             delay = max(delay, self.gcra.delay(now))
+        if host.trial is not None and host.takes_bursts is None:
+            delay = max(delay, host.trial.delay(now))
         return delay
 
     def _admit(
@@ -232,7 +249,35 @@ class Limiter:
         new_connection = host.in_flight > host.connections
         if new_connection:
             host.connections = host.in_flight
-        return Ticket(host, now, probe, waited, new_connection)
+        ticket = Ticket(host, now, probe, waited, new_connection)
+        ticket.trial = host.trial is not None and host.takes_bursts is None and host.sent <= 2
+        return ticket
+
+    def wire_watch(self, ticket: Ticket) -> Callable[[], None] | None:
+        """What the sender calls as ``ticket``'s request goes on the wire; None when no pace or
+        window needs to know (nothing paces its host)."""
+        if self.window is None and self.gcra is None and ticket.host.pace is None:
+            return None
+        return functools.partial(self.on_wire, ticket)
+
+    def on_wire(self, ticket: Ticket) -> None:
+        """``ticket``'s request went on the wire now, maybe later than stamped (it waited for a
+        connection, or for the loop): count it from now, and space the next ones from it."""
+        if ticket.wired:
+            return  # a redirect's next hop
+        ticket.wired = True
+        now = self.clock()
+        if now - ticket.sent_at < WIRE_SLACK:
+            return
+        host = ticket.host
+        sent_at, ticket.sent_at = ticket.sent_at, now
+        if self.window is not None:
+            self.window.restamp(sent_at, now)
+        if host.policy is not None and ticket.counted:
+            host.policy.restamp(sent_at, now)
+        for gcra in (self.gcra, host.trial, host.pace_gcra if host.pace is not None else None):
+            if gcra is not None:
+                gcra.sent_late(now)
 
     # -- after the answer ---------------------------------------------------------------------
 
@@ -243,7 +288,7 @@ class Limiter:
         if ticket.probe:
             host.probe_out = False
             host.needs_probe = True  # the next request probes instead
-        if ticket.new_connection and self.window is not None:
+        if ticket.new_connection and not ticket.wired and self.window is not None:
             self.window.restamp(ticket.sent_at, self.clock())
         self._notify()
 
@@ -290,12 +335,18 @@ class Limiter:
                     self.on_pause(host.name, reset_at - now)
         if throttled:
             host.throttled(ticket, now, self.rate)
+            if host.takes_bursts is None:
+                host.takes_bursts = False  # and the host's pace spaces its starts from now on
         if self.window is not None:
             # A refused request stays counted: the server saw it arrive, and rate= promises
             # at most N arrivals in any window, refused or not.
-            if ticket.new_connection:
+            if ticket.new_connection and not ticket.wired:
                 # Opening the connection may have delayed its arrival past the margin.
                 self.window.restamp(ticket.sent_at, now)
+            if ticket.trial and not throttled and retry_after is None:
+                host.trial_passed += 1
+                if host.trial_passed == 2 and host.takes_bursts is None:
+                    host.takes_bursts = True
         elif status < 400:
             host.oks.append(ticket.sent_at)
             if host.pace is not None:

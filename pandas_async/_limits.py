@@ -83,10 +83,10 @@ class SendWindow:
         return len(self._sent) >= self.limit
 
     def restamp(self, sent_at: float, answered_at: float) -> None:
-        """Count a send from its answer instead: it may have reached the server that late.
+        """Count a send from a later moment: when it went on the wire, or its answer (it may
+        have reached the server that late, after opening a connection).
 
-        For a request that had to open a new connection (TCP, TLS), which can take longer than
-        the margin. Keeps the times sorted, so the oldest is first and falls out first.
+        Keeps the times sorted, so the oldest is first and falls out first.
         """
         try:
             self._sent.remove(sent_at)
@@ -119,6 +119,10 @@ class Gcra:
 
     def record(self, now: float) -> None:
         self._tat = max(self._tat, now) + self.interval
+
+    def sent_late(self, when: float) -> None:
+        """The latest start went out at ``when``, later than recorded: space the next from it."""
+        self._tat = max(self._tat, when + self.interval)
 
     def not_before(self, when: float) -> None:
         """No start before ``when`` (a window that has to turn first)."""

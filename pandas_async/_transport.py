@@ -45,6 +45,7 @@ from ._redirects import (
 from ._requests import RequestSpec, url_with_params
 from ._secrets import is_secret_name
 from ._values import encode_json
+from ._wire import HttpcoreWatch, OnWire, wire_trace
 
 __all__ = [
     "AiohttpSender",
@@ -79,9 +80,13 @@ def _redirect_target(current: yarl.URL, location: str, url: str) -> yarl.URL:
 
 
 class Sender:
-    """Sends one ``RequestSpec`` (one attempt) and returns its ``Answer``."""
+    """Sends one ``RequestSpec`` (one attempt) and returns its ``Answer``.
 
-    async def send(self, spec: RequestSpec) -> Answer:
+    ``on_wire`` (if given) is called once, as the request's headers go out: after the wait for a
+    connection (TCP, TLS), so the limiter counts the request from when the server may see it.
+    """
+
+    async def send(self, spec: RequestSpec, on_wire: OnWire | None = None) -> Answer:
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -107,7 +112,7 @@ class HttpxSender(Sender):
         self._max_bytes = max_bytes
         self._decoders = httpx_decoders()
 
-    async def send(self, spec: RequestSpec) -> Answer:
+    async def send(self, spec: RequestSpec, on_wire: OnWire | None = None) -> Answer:
         headers = spec.headers
         content: bytes | None = None
         if spec.json is not UNSET and spec.json is not None:
@@ -122,6 +127,7 @@ class HttpxSender(Sender):
             content=content,
             data=spec.data,
             timeout=self._timeout,
+            extensions=None if on_wire is None else {"trace": HttpcoreWatch(on_wire)},
         )
         try:
             if self._whole is None:
@@ -236,6 +242,7 @@ class AiohttpSender(Sender):
         concurrency: int,
         timeout: float | httpx.Timeout | None,
         max_bytes: int | None = DEFAULT_MAX_BYTES,
+        watch_wire: bool = False,
     ) -> None:
         self._max_bytes = max_bytes
         if isinstance(timeout, httpx.Timeout):  # per phase, as httpx means it
@@ -256,6 +263,8 @@ class AiohttpSender(Sender):
             # aiohttp's trust_env looks up proxies and .netrc in a thread on every request;
             # the environment's proxies are looked up here instead, once per scheme and host.
             trust_env=False,
+            # Only a paced call is told when requests go out: a trace costs every request.
+            trace_configs=[wire_trace()] if watch_wire else None,
         )
         self._env_proxies = bool(urllib.request.getproxies())
         self._proxies: dict[tuple[str, str | None], tuple[yarl.URL | None, Any]] = {}
@@ -271,7 +280,7 @@ class AiohttpSender(Sender):
                 self._proxies[key] = (None, None)
         return self._proxies[key]
 
-    async def send(self, spec: RequestSpec) -> Answer:
+    async def send(self, spec: RequestSpec, on_wire: OnWire | None = None) -> Answer:
         url = spec.url
         clean = _CLEAN_URL.match(url) is not None
         quick = url_with_params(url, spec.params) if clean and spec.params else None
@@ -308,6 +317,7 @@ class AiohttpSender(Sender):
                     proxy_auth=proxy_auth,
                     ssl=tls,
                     allow_redirects=False,
+                    trace_request_ctx=on_wire,
                     **hop_timeout,
                 ) as response:
                     location = (

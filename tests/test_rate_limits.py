@@ -228,15 +228,15 @@ def test_rate_against_every_kind_of_server(kind: str, options: dict[str, object]
         out, wall = fetch_rows(server, N, rate=RATE)
         assert lost(out) == 0
         assert out["i"].astype(int).tolist() == list(range(N))
-        # Only the first burst draws 429s (concurrency 10: one gets through, nine do not); on
-        # a busy machine an arrival may come a few ms early once or twice after that.
-        assert server.seen.refused <= 9 + 2, server.describe()
+        # Only the first burst draws 429s: the two sent together to see if the host takes a
+        # burst (one refused by a no-burst bucket), or the rest of the window once it did (at
+        # most nine); on a busy machine an arrival may come a few ms early once or twice.
+        first_burst = 1 if kind == "leaky" and not options else 9
+        assert server.seen.refused <= first_burst + 2, server.describe()
         assert server.seen.banned == 0
-        # The server sees at most N arrivals in any second, refused ones included: a burst
-        # the server refused still used the first window, so the rest start a window later.
+        # The server sees at most N arrivals in any second, refused ones included.
         assert server.most_in_any_window() <= LIMIT, server.describe()
-        first_window = 1.0 if server.seen.refused else 0.0
-        assert wall <= first_window + 1.10 * IDEAL + 0.05 + SLACK
+        assert wall <= 1.10 * IDEAL + 0.05 + SLACK
 
 
 def test_burst_1_spaces_starts_evenly_for_a_leaky_bucket() -> None:
