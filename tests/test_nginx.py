@@ -157,11 +157,11 @@ def test_rate_against_nginx_limit_req_without_burst(tmp_path: Path) -> None:
     assert out["_error"].isna().all()
     assert out["i"].astype(int).tolist() == list(range(rows))
     refused = sum(1 for _, status in log if status == 429)
-    assert refused <= 9 + 2  # the first burst (concurrency 10: one through, nine refused)
-    # nginx saw at most 10 arrivals in any second, the refused burst included; that burst used
-    # the first second, so the other 29 rows go at 10/s after it.
-    assert _most_in_any_second([t for t, _ in log]) <= 10
-    assert wall < 1.0 + 1.10 * (rows - 1) / 10 + 0.6
+    # The first burst is the two sent to see if nginx takes one: one refused (it was nine of
+    # a window of ten, whose arrivals used up the first second); a busy moment may add one.
+    assert refused <= 1 + 2
+    assert _most_in_any_second([t for t, _ in log]) <= 10  # refused arrivals included
+    assert wall < 1.10 * rows / 10 + 0.6
 
 
 def test_burst_1_draws_no_429_from_nginx(tmp_path: Path) -> None:
@@ -192,9 +192,7 @@ def test_hundred_rows_against_nginx_at_its_own_rate(tmp_path: Path, rate: str) -
         out, wall = _run(server, rows, rate=rate, concurrency=10)
         log = server.log()
     assert out["_error"].isna().all()
-    assert sum(1 for _, status in log if status == 429) <= 9 + 2
-    first_window = 0.0
+    assert sum(1 for _, status in log if status == 429) <= 1 + 2
     if rate == "10/s":  # 600/min promises 600 a minute, not 10 in every second
         assert _most_in_any_second([t for t, _ in log]) <= 10
-        first_window = 1.0  # the refused first burst counts: the rest go a second later
-    assert wall < first_window + 1.10 * rows / 10 + 0.6
+    assert wall < 1.10 * rows / 10 + 0.6
