@@ -67,6 +67,8 @@ class Ticket:
         self.counted = host.policy is not None  # in the quota policy's window of sends
         if host.policy is not None:
             host.policy.record(sent_at)
+        if new_connection:
+            host.opened.append(sent_at)
         if host.pace is not None:  # a learned pace may change with each send (a search)
             host.pace.on_send()
             host.pace_gcra.interval = host.pace.interval
@@ -76,7 +78,7 @@ class Host:
     """What the limiter knows of one host."""
 
     __slots__ = (
-        "connections", "in_flight", "lock", "name", "needs_probe", "oks", "pace",
+        "connections", "in_flight", "lock", "name", "needs_probe", "oks", "opened", "pace",
         "pace_gcra", "pause_cause", "pause_until", "policy", "probe_out", "quota", "sent",
         "takes_bursts", "trial", "trial_passed",
     )  # fmt: skip
@@ -106,6 +108,8 @@ class Host:
         self.policy: SendWindow | None = None
         # When the latest requests that were answered fine were sent, to measure its pace.
         self.oks: collections.deque[float] = collections.deque(maxlen=256)
+        # When the latest requests that opened a connection were sent (they arrive later).
+        self.opened: collections.deque[float] = collections.deque(maxlen=64)
 
     def throttled(self, ticket: Ticket, now: float, rate: Rate | None) -> None:
         """The host refused a request as too many: pace it evenly from now on."""
@@ -116,7 +120,7 @@ class Host:
                     ceiling, now, ceiling=ceiling, cut=0.97, slow_start=False, settle=True
                 )
             else:  # found out from what went through
-                gaps = BucketGaps(self.oks, [ticket.sent_at])
+                gaps = BucketGaps(self.oks, [ticket.sent_at], late=self.opened)
                 if gaps.interval is not None:
                     # No two requests taken at once (yet): maybe a no-burst leaky bucket, whose
                     # interval the gaps between sends show (BucketGaps).
@@ -129,7 +133,10 @@ class Host:
             self.pace_gcra.record(now)
         else:
             self.pace.on_throttle(ticket.sent_at, now, self.let_through(ticket))
-            self.pace_gcra.interval = self.pace.interval
+            if self.pace.gaps is not None:  # a longer interval: for the start already due too
+                self.pace_gcra.retime(self.pace.interval)
+            else:
+                self.pace_gcra.interval = self.pace.interval
         if self.pace.measured:  # a window's worth went through: the next waits for it to turn
             sent = ticket.sent_at
             first = min((t for t in self.oks if sent - 1.0 <= t < sent), default=sent - 1.0)
@@ -139,12 +146,9 @@ class Host:
         """A request sent at ``sent_at`` to this paced host was answered fine."""
         assert self.pace is not None
         self.pace.on_success(sent_at)
-        # A shorter interval brings the start already due forward: after a search (BucketGaps)
-        # it was due one long interval after the last.
-        if self.pace.interval < self.pace_gcra.interval:
-            self.pace_gcra.retime(self.pace.interval)
-        else:
-            self.pace_gcra.interval = self.pace.interval
+        # The start already due moves too: after a search (BucketGaps) it was due one long
+        # interval after the last send, or one too short once the bucket's interval is known.
+        self.pace_gcra.retime(self.pace.interval)
 
     def _counted_pace(self, refused: Ticket, now: float) -> LearnedPace:
         """A pace from what went through in the second before ``refused`` was sent.

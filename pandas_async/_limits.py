@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import collections
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 __all__ = [
     "BURST_GAP",
@@ -264,10 +264,18 @@ class BucketGaps:
     half the rate: paced just above it, a bucket refuses every other request.
     """
 
-    __slots__ = ("_accepted", "bursts", "hi", "lo", "search")
+    __slots__ = ("_accepted", "_late", "bursts", "hi", "lo", "search")
 
-    def __init__(self, accepted: Iterable[float], refused: Iterable[float] = ()) -> None:
+    def __init__(
+        self,
+        accepted: Iterable[float],
+        refused: Iterable[float] = (),
+        late: Container[float] = (),
+    ) -> None:
         self._accepted: list[float] = []  # send times, sorted; the latest 64
+        # Send times of requests that opened a connection: they may have reached the server a
+        # few milliseconds after, so a gap that begins or ends at one is not to be trusted.
+        self._late = late
         self.bursts = False
         self.hi = math.inf
         self.lo = 0.0
@@ -280,21 +288,20 @@ class BucketGaps:
     def accepted(self, sent_at: float) -> None:
         times = self._accepted
         i = bisect.bisect(times, sent_at)
-        for gap in (
-            sent_at - times[i - 1] if i else math.inf,
-            times[i] - sent_at if i < len(times) else math.inf,
-        ):
+        for other in times[max(0, i - 1) : i + 1]:
+            gap = abs(sent_at - other)
             if gap < BURST_GAP:
                 self.bursts = True
-            self.hi = min(self.hi, gap)
+            elif sent_at not in self._late and other not in self._late:
+                self.hi = min(self.hi, gap)
         times.insert(i, sent_at)
         if len(times) > 64:
             del times[0]
 
     def refused(self, sent_at: float) -> None:
         i = bisect.bisect(self._accepted, sent_at)
-        if i:
-            self.lo = max(self.lo, sent_at - self._accepted[i - 1])
+        if i and (previous := self._accepted[i - 1]) not in self._late:
+            self.lo = max(self.lo, sent_at - previous)
 
     def sent(self) -> None:
         if self.hi == math.inf:
