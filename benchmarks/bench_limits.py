@@ -8,7 +8,8 @@ window, a sliding log, GitHub and IETF quota headers, a Binance-style ban) runs 
 process, limited to ``--limit`` requests per second, answering after 0.05, 0.2 or 0.5 s. For each
 one and each setting (``rate=`` alone, ``rate=`` with ``burst=1``, and no ``rate=`` at all) a
 job of ``--rows`` rows at concurrency 10 is timed. Reported per run: rows lost, 429s (and 418s)
-drawn, wall time over the ideal ``rows / limit`` (the "ratio"), and the most requests the server
+drawn, wall time over the ideal ``rows / limit`` (the "ratio"; and with one latency taken off, as
+the issue's "1.10x the ideal, plus one latency" reads), and the most requests the server
 saw in any one-second window (all arrivals; accepted ones in brackets).
 
 Results go to ``benchmarks/results/limits.json`` and ``limits.md``.
@@ -105,6 +106,8 @@ def one_run(kind: str, setting: str, latency: float, rows: int, limit: int) -> d
         "banned": stats["banned"],
         "wall": round(wall, 3),
         "ratio": round(wall / (rows / limit), 3),
+        # The yardstick: at most 1.10 of the ideal, plus one latency.
+        "ratio_less_latency": round((wall - latency) / (rows / limit), 3),
         "most_in_a_second": most_in_any_window(stats["arrivals"]),
         "most_accepted_in_a_second": most_in_any_window(stats["accepted"]),
     }
@@ -113,14 +116,15 @@ def one_run(kind: str, setting: str, latency: float, rows: int, limit: int) -> d
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| server | setting | latency | lost | 429s (418s) | wall / (N/rate) "
-        "| most in 1 s (accepted) |",
-        "|---|---|---|---|---|---|---|",
+        "| (wall - latency) / (N/rate) | most in 1 s (accepted) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         banned = f" ({r['banned']})" if r["banned"] else ""
         lines.append(
             f"| {r['kind']} | {r['setting']} | {r['latency']:g} s | {r['lost']} | "
-            f"{r['refused']}{banned} | {r['ratio']:.2f} | {r['most_in_a_second']} "
+            f"{r['refused']}{banned} | {r['ratio']:.2f} | {r['ratio_less_latency']:.2f} | "
+            f"{r['most_in_a_second']} "
             f"({r['most_accepted_in_a_second']}) |"
         )
     return "\n".join(lines)
