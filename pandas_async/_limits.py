@@ -41,6 +41,8 @@ PACE_MARGIN = 0.03
 BURST_GAP = 0.02
 # While a bucket's interval is unknown, each send waits this much longer than the one before.
 SEARCH_GROWTH = 1.25
+# How much later than it was sent a request that opened a connection may reach the server.
+CONNECT_SLACK = 0.02
 
 
 def pace_interval(rate: float) -> float:
@@ -273,8 +275,8 @@ class BucketGaps:
         late: Container[float] = (),
     ) -> None:
         self._accepted: list[float] = []  # send times, sorted; the latest 64
-        # Send times of requests that opened a connection: they may have reached the server a
-        # few milliseconds after, so a gap that begins or ends at one is not to be trusted.
+        # Send times of requests that opened a connection: they may have reached the server up
+        # to CONNECT_SLACK later, so a gap that begins or ends at one is stretched or shrunk.
         self._late = late
         self.bursts = False
         self.hi = math.inf
@@ -292,16 +294,18 @@ class BucketGaps:
             gap = abs(sent_at - other)
             if gap < BURST_GAP:
                 self.bursts = True
-            elif sent_at not in self._late and other not in self._late:
-                self.hi = min(self.hi, gap)
+            else:  # at the server it may have been longer, if the later one arrived late
+                self.hi = min(self.hi, gap + CONNECT_SLACK * (max(sent_at, other) in self._late))
         times.insert(i, sent_at)
         if len(times) > 64:
             del times[0]
 
     def refused(self, sent_at: float) -> None:
         i = bisect.bisect(self._accepted, sent_at)
-        if i and (previous := self._accepted[i - 1]) not in self._late:
-            self.lo = max(self.lo, sent_at - previous)
+        if i:  # at the server it may have been shorter, if the accepted one arrived late
+            previous = self._accepted[i - 1]
+            gap = sent_at - previous - CONNECT_SLACK * (previous in self._late)
+            self.lo = max(self.lo, gap)
 
     def sent(self) -> None:
         if self.hi == math.inf:
