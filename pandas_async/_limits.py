@@ -190,7 +190,10 @@ class LearnedPace:
             return False
         interval = self.gaps.interval
         if interval is None:  # not such a bucket (that never changes back): count instead
+            # Nothing has been counted yet, so grow as from a first refusal (slow start): a host
+            # that took our evenly paced sends has said nothing of its limit.
             self.gaps = None
+            self.slow_start = True
             return False
         self.rate = self._bounded(1.0 / interval)
         self.slow_start = self.measured = False

@@ -135,6 +135,21 @@ def test_learned_pace_follows_the_gaps_and_falls_back_to_counting() -> None:
     assert pace.rate == 9 and pace.measured  # what it let through, as before
 
 
+def test_a_host_that_takes_our_paced_sends_at_once_grows_by_slow_start() -> None:
+    # A 429 with nothing taken before it, then every send taken: the gaps halve towards
+    # nothing until two sends within BURST_GAP are taken (not a bucket). Nothing was counted,
+    # so the pace grows as after a first refusal (+1/s per answer), not +1/s per second.
+    gaps = BucketGaps([], [0.0])
+    pace = LearnedPace(1.0, 0.0, cut=0.7, slow_start=False, gaps=gaps)
+    for t in (1.0, 1.05, 1.06):
+        pace.on_success(t)
+    assert pace.gaps is None and pace.slow_start
+    before = pace.rate
+    for t in range(50):
+        pace.on_success(2.0 + t)
+    assert pace.rate == pytest.approx(before + 50)
+
+
 def test_gcra_retime_moves_the_start_already_due() -> None:
     gcra = Gcra(1.0)
     gcra.record(0.0)
@@ -163,3 +178,17 @@ def test_no_rate_against_a_no_burst_leaky_bucket_runs_near_its_rate() -> None:
         assert len(out) == rows
         assert server.seen.refused <= 10 + 10, server.describe()  # the first burst's, and a few
         assert wall < 1.35 * rows / 10 + 0.6, server.describe()
+
+
+def test_a_pause_from_a_host_without_a_limit_does_not_slow_the_rest_of_the_job() -> None:
+    # The first answer is a 429 with Retry-After: 1, then every request is taken. The pace
+    # learned from the gaps held the job at about 50 requests per second: 1,000 rows took 21 s
+    # (100,000 rows in CI's memory test: over half an hour).
+    with serve("open", 1, 1.0, first_retry_after=1.0) as server:
+        started = time.monotonic()
+        out = pd.DataFrame({"i": range(1000)}).aapi.fetch(
+            server.url, concurrency=10, errors="collect", progress=False
+        )
+        wall = time.monotonic() - started
+    assert out["_error"].isna().all()
+    assert wall < 10.0, wall
