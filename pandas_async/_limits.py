@@ -77,7 +77,15 @@ class SendWindow:
 
     def record_late(self, sent_at: float) -> None:
         """A send not recorded when it went (its place in time kept)."""
-        times = sorted([*self._sent, sent_at])
+        self._insert(sent_at)
+
+    def _insert(self, when: float) -> None:
+        """Record ``when`` in order: usually the latest, so appended; else the times re-sorted."""
+        sent = self._sent
+        if not sent or when >= sent[-1]:
+            sent.append(when)  # maxlen drops the oldest
+            return
+        times = sorted([*sent, when])
         self._sent = collections.deque(times[-self.limit :], maxlen=self.limit)
 
     @property
@@ -94,8 +102,7 @@ class SendWindow:
             self._sent.remove(sent_at)
         except ValueError:
             return  # already out of the window
-        times = sorted([*self._sent, answered_at])
-        self._sent = collections.deque(times[-self.limit :], maxlen=self.limit)
+        self._insert(answered_at)
 
     def __repr__(self) -> str:
         return f"SendWindow(limit={self.limit}, period={self.period:g})"

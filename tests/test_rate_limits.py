@@ -58,6 +58,18 @@ def test_send_window_restamps_late_arrivals() -> None:
     assert window.delay(0.6) == pytest.approx(0.6)  # 0.2 is now the oldest
 
 
+def test_send_window_keeps_a_restamped_send_in_order() -> None:
+    window = SendWindow(3, 1.0, margin=0.0)
+    for t in (0.0, 0.3, 0.4):
+        window.record(t)
+    window.restamp(0.0, 0.35)  # later than it was sent, but not the latest
+    assert window.delay(0.5) == pytest.approx(0.8)  # 0.3 is the oldest now
+    window.record_late(0.05)  # heard of late: older than all three, so not among the latest
+    assert window.delay(0.5) == pytest.approx(0.8)
+    window.record_late(0.32)  # in between: 0.3 falls out
+    assert window.delay(0.5) == pytest.approx(0.82)
+
+
 def test_gcra_spacing_and_burst() -> None:
     even = Gcra(0.1)
     even.record(0.0)
